@@ -1,0 +1,330 @@
+//! The block allocator: hands out extents from the current file, moves to a pre-created spare
+//! file when it is full, and adopts the files of an earlier run at recovery.
+
+use std::{
+    sync::{Arc, Weak},
+    thread::JoinHandle,
+};
+
+use parking_lot::Mutex;
+use walrus_storage::Storage;
+
+use crate::{
+    Error, Extent, Result, SegmentFile,
+    file_state::{EXTENTS_PER_FILE_MAX, Outcome},
+    format::{FILE_HEADER_BYTES, decode_header, encode_header, parse_file_name},
+    sync::{AtomicU64, Ordering},
+};
+
+/// Geometry and behaviour of an [`Allocator`].
+#[derive(Clone, Copy, Debug)]
+pub struct AllocConfig {
+    /// Bytes per block (default 10 MiB).
+    pub block_bytes: u64,
+    /// Blocks per ordinary segment file (default 100).
+    pub blocks_per_file: u32,
+    /// Create the next file on a helper thread once the current one is half allocated, so
+    /// appenders never wait for a file creation.
+    pub precreate: bool,
+}
+
+impl Default for AllocConfig {
+    fn default() -> Self {
+        Self {
+            block_bytes: 10 * 1024 * 1024,
+            blocks_per_file: 100,
+            precreate: true,
+        }
+    }
+}
+
+/// A file from an earlier run, adopted by [`Allocator::recover`].
+#[derive(Debug)]
+pub struct RecoveredFile {
+    /// The file; adopt its extents, then call [`SegmentFile::finish_recovery`].
+    pub file: Arc<SegmentFile>,
+}
+
+#[derive(Debug)]
+struct Current {
+    file: Arc<SegmentFile>,
+    next_block: u32,
+}
+
+#[derive(Debug)]
+enum Spare {
+    None,
+    Pending(JoinHandle<Result<Arc<SegmentFile>>>),
+}
+
+/// Hands out extents of blocks. One per instance; nothing is process-global.
+#[derive(Debug)]
+pub struct Allocator {
+    storage: Arc<dyn Storage>,
+    config: AllocConfig,
+    next_seq: Arc<AtomicU64>,
+    current: Mutex<Option<Current>>,
+    spare: Mutex<Spare>,
+    files: Mutex<Vec<Weak<SegmentFile>>>,
+}
+
+fn create_file(
+    storage: &Arc<dyn Storage>,
+    seq: u64,
+    block_bytes: u64,
+    block_count: u32,
+) -> Result<Arc<SegmentFile>> {
+    let file_bytes = FILE_HEADER_BYTES + block_bytes * u64::from(block_count);
+    let name = crate::format::file_name(seq);
+    let segment = storage.create(&name, file_bytes)?;
+    segment.write_at(0, &encode_header(seq, block_bytes, block_count))?;
+    segment.sync()?;
+    tracing::debug!(file = %name, bytes = file_bytes, "created segment file");
+    Ok(Arc::new(SegmentFile::new(
+        seq,
+        block_bytes,
+        block_count,
+        Arc::clone(storage),
+        segment,
+    )))
+}
+
+impl Allocator {
+    /// An allocator over `storage`. Call [`Allocator::recover`] before the first allocation
+    /// when the directory may hold files of an earlier run.
+    pub fn new(storage: Arc<dyn Storage>, config: AllocConfig) -> Result<Self> {
+        if config.block_bytes == 0 || config.blocks_per_file == 0 {
+            return Err(Error::BadRequest {
+                bytes: 0,
+                reason: "block size and count must be positive",
+            });
+        }
+        Ok(Self {
+            storage,
+            config,
+            next_seq: Arc::new(AtomicU64::new(1)),
+            current: Mutex::new(None),
+            spare: Mutex::new(Spare::None),
+            files: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &AllocConfig {
+        &self.config
+    }
+
+    /// The storage the files live in.
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
+    }
+
+    /// Opens every segment file of an earlier run, in sequence order, and makes sure new files
+    /// get higher numbers. Files whose header is damaged are reported, not adopted, and never
+    /// overwritten.
+    pub fn recover(&self) -> Result<(Vec<RecoveredFile>, Vec<Error>)> {
+        let mut seqs: Vec<u64> = self
+            .storage
+            .list()?
+            .iter()
+            .filter_map(|name| parse_file_name(name))
+            .collect();
+        seqs.sort_unstable();
+        let mut recovered = Vec::new();
+        let mut bad = Vec::new();
+        for seq in seqs {
+            // Never reuse a number, even one whose file is unreadable.
+            self.next_seq.fetch_max(seq + 1, Ordering::AcqRel);
+            match self.open_file(seq) {
+                Ok(file) => recovered.push(RecoveredFile { file }),
+                Err(err) => bad.push(err),
+            }
+        }
+        Ok((recovered, bad))
+    }
+
+    fn open_file(&self, seq: u64) -> Result<Arc<SegmentFile>> {
+        let name = crate::format::file_name(seq);
+        let segment = self.storage.open(&name)?;
+        let bad = |reason: String| Error::BadFileHeader {
+            path: segment.path().to_path_buf(),
+            reason,
+        };
+        let header_len = FILE_HEADER_BYTES.min(segment.len());
+        let mut header = vec![0u8; header_len as usize];
+        segment.read_at(0, &mut header)?;
+        let (stored_seq, block_bytes, block_count) = decode_header(&header).map_err(bad)?;
+        if stored_seq != seq {
+            return Err(bad(format!("header names file {stored_seq}")));
+        }
+        let needed = FILE_HEADER_BYTES + block_bytes.saturating_mul(u64::from(block_count));
+        if segment.len() < needed {
+            return Err(bad(format!(
+                "file is {} bytes, its geometry needs {needed}",
+                segment.len()
+            )));
+        }
+        let file = Arc::new(SegmentFile::new(
+            seq,
+            block_bytes,
+            block_count,
+            Arc::clone(&self.storage),
+            segment,
+        ));
+        self.files.lock().push(Arc::downgrade(&file));
+        Ok(file)
+    }
+
+    /// Every file not yet deleted, in no particular order.
+    pub fn files(&self) -> Vec<Arc<SegmentFile>> {
+        let mut files = self.files.lock();
+        files.retain(|f| f.upgrade().is_some_and(|f| !f.counts().deleted));
+        files.iter().filter_map(Weak::upgrade).collect()
+    }
+
+    /// Syncs every file with writes that are not yet durable.
+    pub fn sync_dirty(&self) -> walrus_storage::Result<usize> {
+        let mut synced = 0;
+        for file in self.files() {
+            synced += usize::from(file.sync_if_dirty()?);
+        }
+        Ok(synced)
+    }
+
+    /// An extent large enough for `bytes`: one block, or as many contiguous blocks as needed.
+    /// Requests larger than a whole file get a dedicated file of their own.
+    pub fn allocate(&self, bytes: u64) -> Result<Arc<Extent>> {
+        let blocks = bytes.div_ceil(self.config.block_bytes);
+        let blocks = match u32::try_from(blocks) {
+            Ok(b) if b > 0 && b <= EXTENTS_PER_FILE_MAX => b,
+            _ => {
+                return Err(Error::BadRequest {
+                    bytes,
+                    reason: "size must be between 1 byte and the largest extent",
+                });
+            }
+        };
+        if blocks > self.config.blocks_per_file {
+            let file = self.register(create_file(
+                &self.storage,
+                self.take_seq(),
+                self.config.block_bytes,
+                blocks,
+            )?);
+            let extent = Self::carve(&file, 0, blocks);
+            file.mark_full();
+            return extent;
+        }
+        let mut current = self.current.lock();
+        if let Some(cur) = current.as_mut()
+            && cur.next_block + blocks <= cur.file.block_count()
+        {
+            let extent = Self::carve(&cur.file, cur.next_block, blocks);
+            cur.next_block += blocks;
+            if self.config.precreate && cur.next_block * 2 >= cur.file.block_count() {
+                self.start_spare();
+            }
+            return extent;
+        }
+        let file = self.take_spare()?;
+        let extent = Self::carve(&file, 0, blocks)?;
+        let old = current.replace(Current {
+            file,
+            next_block: blocks,
+        });
+        drop(current);
+        if let Some(old) = old {
+            old.file.mark_full();
+        }
+        Ok(extent)
+    }
+
+    fn carve(file: &Arc<SegmentFile>, first_block: u32, blocks: u32) -> Result<Arc<Extent>> {
+        match file.state().allocate() {
+            Outcome::Refused => Err(Error::BadRequest {
+                bytes: 0,
+                reason: "file cannot take more extents",
+            }),
+            _ => Ok(Arc::new(Extent::new(
+                Arc::clone(file),
+                first_block,
+                blocks,
+                false,
+            ))),
+        }
+    }
+
+    fn take_seq(&self) -> u64 {
+        self.next_seq.fetch_add(1, Ordering::AcqRel)
+    }
+
+    fn register(&self, file: Arc<SegmentFile>) -> Arc<SegmentFile> {
+        self.files.lock().push(Arc::downgrade(&file));
+        file
+    }
+
+    fn start_spare(&self) {
+        let mut spare = self.spare.lock();
+        if !matches!(*spare, Spare::None) {
+            return;
+        }
+        let storage = Arc::clone(&self.storage);
+        let seq = self.take_seq();
+        let (block_bytes, blocks) = (self.config.block_bytes, self.config.blocks_per_file);
+        let spawned = std::thread::Builder::new()
+            .name("walrus-precreate".into())
+            .spawn(move || create_file(&storage, seq, block_bytes, blocks));
+        match spawned {
+            Ok(handle) => *spare = Spare::Pending(handle),
+            Err(err) => tracing::warn!(error = %err, "cannot spawn file pre-creation thread"),
+        }
+    }
+
+    fn take_spare(&self) -> Result<Arc<SegmentFile>> {
+        let spare = std::mem::replace(&mut *self.spare.lock(), Spare::None);
+        let ready = match spare {
+            Spare::Pending(handle) => match handle.join() {
+                Ok(Ok(file)) => Some(file),
+                Ok(Err(err)) => {
+                    tracing::warn!(error = %err, "pre-creating a segment file failed; retrying inline");
+                    None
+                }
+                Err(_) => None,
+            },
+            Spare::None => None,
+        };
+        let file = match ready {
+            Some(file) => file,
+            None => create_file(
+                &self.storage,
+                self.take_seq(),
+                self.config.block_bytes,
+                self.config.blocks_per_file,
+            )?,
+        };
+        Ok(self.register(file))
+    }
+
+    /// Stops handing out extents from the current file (used at shutdown and in tests).
+    pub fn retire_current(&self) {
+        let old = self.current.lock().take();
+        if let Some(old) = old {
+            old.file.mark_full();
+        }
+    }
+}
+
+impl Drop for Allocator {
+    fn drop(&mut self) {
+        // A spare that never took an extent holds no data: remove it rather than leave an
+        // empty file behind.
+        let spare = std::mem::replace(&mut *self.spare.lock(), Spare::None);
+        let unused = match spare {
+            Spare::Pending(handle) => handle.join().ok().and_then(Result::ok),
+            Spare::None => None,
+        };
+        if let Some(file) = unused {
+            file.mark_full();
+        }
+    }
+}
