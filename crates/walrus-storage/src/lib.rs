@@ -18,6 +18,7 @@ mod error;
 mod fd;
 mod format;
 mod frame;
+mod lock;
 mod mmap;
 mod scan;
 mod segment;
@@ -39,6 +40,7 @@ pub use format::{
     FRAME_ALIGN, FRAME_HEADER_BYTES, FRAME_MAGIC, FRAME_PAYLOAD_BYTES_MAX, FormatVersion,
 };
 pub use frame::{Decoded, Frame, FrameError, FrameHeader, decode_frame, encode_frame, frame_len};
+pub use lock::{DirLock, LOCK_FILE_NAME};
 pub use mmap::MmapStorage;
 pub use scan::{ScanEnd, ScanItem, Scanner, resync};
 pub use segment::{BackendKind, ReadAt, Segment, Storage, WriteAt, open_storage};

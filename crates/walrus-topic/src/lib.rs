@@ -1,1 +1,35 @@
-//! placeholder
+//! Topics, writers, readers, the persisted cursor index and recovery for the Walrus
+//! write-ahead log.
+//!
+//! Users want the `walrus-rust` crate, which re-exports the public part of this one. The
+//! layers below are `walrus-alloc` (blocks and file deletion) and `walrus-storage` (bytes).
+#![forbid(unsafe_code)]
+
+mod append;
+mod block;
+mod config;
+mod cursor_store;
+mod durability;
+mod engine;
+mod error;
+mod format;
+mod namespace;
+mod read;
+mod recovery;
+mod stats;
+mod topic;
+mod wal_index;
+mod walrus;
+
+pub use config::{EngineConfig, FsyncSchedule, ReadConsistency};
+pub use engine::Engine;
+pub use error::{Error, Result};
+pub use format::{BATCH_BYTES_MAX, BATCH_ENTRIES_MAX, ENTRY_BYTES_MAX, TOPIC_NAME_BYTES_MAX};
+pub use namespace::{
+    DEFAULT_DATA_DIR, __clear_thread_namespace_for_tests, __current_thread_namespace_for_tests,
+    __set_thread_namespace_for_tests, sanitize_key,
+};
+pub use read::ReadEntry;
+pub use stats::Stats;
+pub use wal_index::{BlockPos, WalIndex};
+pub use walrus::{Entry, Walrus, WalrusBuilder, disable_fd_backend, enable_fd_backend};

@@ -1,0 +1,51 @@
+//! The user-facing modes (fsync schedule, read consistency) and the engine's options.
+
+use std::path::PathBuf;
+
+use walrus_alloc::AllocConfig;
+use walrus_storage::BackendKind;
+
+/// When appended data is made durable.
+#[derive(Clone, Copy, Debug)]
+pub enum FsyncSchedule {
+    /// A background thread syncs every `n` milliseconds (default: 200). A crash of the
+    /// machine may lose about the last `n` ms of appends; a crash of the process loses nothing.
+    Milliseconds(u64),
+    /// Every append returns only after an fdatasync that covers it. Concurrent appenders share
+    /// fdatasync calls (group commit).
+    SyncEach,
+    /// Appends never wait for or trigger a sync; `flush()` still syncs on demand.
+    NoFsync,
+}
+
+/// How often read cursors are made durable.
+#[derive(Clone, Copy, Debug)]
+pub enum ReadConsistency {
+    /// Every checkpointed read persists the cursor before it returns: after a restart, reading
+    /// resumes exactly after the last entry returned.
+    StrictlyAtOnce,
+    /// The cursor is persisted after every `persist_every` checkpointed entries (0 counts as
+    /// 1): after a crash, up to that many entries may be delivered again.
+    AtLeastOnce {
+        /// Entries between two persists.
+        persist_every: u32,
+    },
+}
+
+/// Everything needed to open an engine on a directory.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// The instance's directory.
+    pub dir: PathBuf,
+    /// Storage backend for data and cursor files.
+    pub backend: BackendKind,
+    /// Block geometry.
+    pub alloc: AllocConfig,
+    /// The fsync schedule.
+    pub fsync: FsyncSchedule,
+    /// Make appends and batches wait for a batch in progress on the same topic instead of
+    /// failing with `WouldBlock`.
+    pub wait_for_batches: bool,
+    /// Suppress debug-level log events (`WALRUS_QUIET`).
+    pub quiet: bool,
+}

@@ -1,0 +1,135 @@
+//! The persisted read cursors: two fixed 256-byte slots per topic in pre-sized cursor files.
+//!
+//! Persisting one cursor writes one slot and syncs its file: the cost is the same with one
+//! topic or ten thousand. The two slots of a topic are written in turn (by generation), so a
+//! torn write destroys at most the newer one and recovery falls back to the older.
+
+use std::{collections::HashMap, sync::Arc};
+
+use parking_lot::{Mutex, RwLock};
+use walrus_storage::{Decoded, FrameHeader, Segment, Storage, decode_frame, encode_frame};
+
+use crate::{
+    Result,
+    format::{
+        CURSOR_FILE_BYTES, CURSOR_FIXED_BYTES, CURSOR_KIND, CURSOR_SLOT_BYTES,
+        CURSOR_TOPICS_PER_FILE, cursor_file_name, parse_cursor_file_name, u64_at,
+    },
+};
+
+/// A read position that survives restarts and file deletion: the sequence number of the next
+/// entry, plus where that entry was (a hint checked against the data at recovery).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct PersistedCursor {
+    pub(crate) next_seq: u64,
+    pub(crate) file_seq: u64,
+    pub(crate) extent_offset: u64,
+    pub(crate) offset: u64,
+}
+
+/// A cursor found at recovery, with its slot.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct LoadedCursor {
+    pub(crate) slot: u32,
+    pub(crate) generation: u64,
+    pub(crate) cursor: PersistedCursor,
+}
+
+#[derive(Debug)]
+pub(crate) struct CursorStore {
+    storage: Arc<dyn Storage>,
+    files: RwLock<Vec<Arc<dyn Segment>>>,
+    next_slot: Mutex<u32>,
+}
+
+fn decode_slot(bytes: &[u8], slot: u32) -> Option<(u64, String, PersistedCursor)> {
+    let Decoded::Frame(frame) = decode_frame(bytes) else { return None };
+    let p = frame.payload;
+    if frame.header.kind != CURSOR_KIND || frame.header.aux != slot || p.len() < CURSOR_FIXED_BYTES {
+        return None;
+    }
+    let name = std::str::from_utf8(&p[CURSOR_FIXED_BYTES..]).ok()?.to_owned();
+    let cursor = PersistedCursor {
+        next_seq: u64_at(p, 0),
+        file_seq: u64_at(p, 8),
+        extent_offset: u64_at(p, 16),
+        offset: u64_at(p, 24),
+    };
+    Some((frame.header.seq, name, cursor))
+}
+
+impl CursorStore {
+    /// Opens the cursor files of `storage` and returns every topic's newest valid cursor.
+    pub(crate) fn open(storage: Arc<dyn Storage>) -> Result<(Self, HashMap<String, LoadedCursor>)> {
+        let mut indexes: Vec<u32> = storage.list()?.iter().filter_map(|n| parse_cursor_file_name(n)).collect();
+        indexes.sort_unstable();
+        let mut files = Vec::new();
+        let mut found: HashMap<String, LoadedCursor> = HashMap::new();
+        let mut next_slot = 0;
+        for (position, index) in indexes.into_iter().enumerate() {
+            if index as usize != position {
+                // Files are created in order; a gap means the rest were never made durable.
+                break;
+            }
+            let segment = storage.open(&cursor_file_name(index))?;
+            let mut bytes = vec![0u8; segment.len().min(CURSOR_FILE_BYTES) as usize];
+            segment.read_at(0, &mut bytes)?;
+            for pair in 0..CURSOR_TOPICS_PER_FILE {
+                let slot = index * CURSOR_TOPICS_PER_FILE + pair;
+                let start = (u64::from(pair) * 2 * CURSOR_SLOT_BYTES) as usize;
+                let best = (0..2)
+                    .filter_map(|half| {
+                        let at = start + half * CURSOR_SLOT_BYTES as usize;
+                        bytes.get(at..at + CURSOR_SLOT_BYTES as usize).and_then(|b| decode_slot(b, slot))
+                    })
+                    .max_by_key(|(generation, _, _)| *generation);
+                if let Some((generation, name, cursor)) = best {
+                    next_slot = slot + 1;
+                    let loaded = LoadedCursor { slot, generation, cursor };
+                    let keep = found.get(&name).is_none_or(|old| old.cursor.next_seq < cursor.next_seq);
+                    if keep {
+                        found.insert(name, loaded);
+                    }
+                }
+            }
+            files.push(segment);
+        }
+        let store = Self { storage, files: RwLock::new(files), next_slot: Mutex::new(next_slot) };
+        Ok((store, found))
+    }
+
+    /// A fresh slot for a topic that has none, creating a cursor file when needed.
+    pub(crate) fn assign_slot(&self) -> Result<u32> {
+        let mut next = self.next_slot.lock();
+        let slot = *next;
+        let file_index = slot / CURSOR_TOPICS_PER_FILE;
+        let mut files = self.files.write();
+        while files.len() <= file_index as usize {
+            let index = files.len() as u32;
+            files.push(self.storage.create(&cursor_file_name(index), CURSOR_FILE_BYTES)?);
+        }
+        *next += 1;
+        Ok(slot)
+    }
+
+    /// Writes `cursor` for `topic` into half `generation % 2` of `slot`, then syncs it.
+    pub(crate) fn persist(&self, slot: u32, generation: u64, topic: &str, cursor: &PersistedCursor) -> Result<()> {
+        let segment = self.files.read()[(slot / CURSOR_TOPICS_PER_FILE) as usize].clone();
+        let mut payload = [0u8; CURSOR_FIXED_BYTES + crate::format::TOPIC_NAME_BYTES_MAX];
+        payload[0..8].copy_from_slice(&cursor.next_seq.to_le_bytes());
+        payload[8..16].copy_from_slice(&cursor.file_seq.to_le_bytes());
+        payload[16..24].copy_from_slice(&cursor.extent_offset.to_le_bytes());
+        payload[24..32].copy_from_slice(&cursor.offset.to_le_bytes());
+        let end = CURSOR_FIXED_BYTES + topic.len();
+        payload[CURSOR_FIXED_BYTES..end].copy_from_slice(topic.as_bytes());
+        let mut bytes = Vec::with_capacity(CURSOR_SLOT_BYTES as usize);
+        let header = FrameHeader { kind: CURSOR_KIND, flags: 0, aux: slot, seq: generation };
+        encode_frame(&mut bytes, &header, &payload[..end]);
+        bytes.resize(CURSOR_SLOT_BYTES as usize, 0);
+        let pair = u64::from(slot % CURSOR_TOPICS_PER_FILE);
+        let offset = pair * 2 * CURSOR_SLOT_BYTES + (generation % 2) * CURSOR_SLOT_BYTES;
+        segment.write_at(offset, &bytes)?;
+        segment.sync()?;
+        Ok(())
+    }
+}

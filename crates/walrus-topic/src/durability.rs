@@ -1,0 +1,146 @@
+//! Group commit: appenders that need durability share fdatasync calls, and a failed sync
+//! poisons the instance.
+//!
+//! Every write takes a ticket after it has reached the file and marked it dirty. A waiter
+//! whose ticket is not yet durable either waits for the sync in progress or becomes the
+//! leader: it notes the newest ticket issued, syncs every dirty file, and declares all tickets
+//! up to that one durable. Writes that raced the sync mark their file dirty again and are
+//! covered by the next one.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    thread::JoinHandle,
+    time::Duration,
+};
+
+use parking_lot::{Condvar, Mutex};
+use walrus_alloc::Allocator;
+
+use crate::{Error, Result};
+
+#[derive(Debug, Default)]
+struct SyncState {
+    durable: u64,
+    syncing: bool,
+    poisoned: Option<String>,
+    stop: bool,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Durability {
+    issued: AtomicU64,
+    syncs: AtomicU64,
+    state: Mutex<SyncState>,
+    changed: Condvar,
+}
+
+impl Durability {
+    /// Takes a ticket for a write that has reached its file and marked it dirty.
+    pub(crate) fn ticket(&self) -> u64 {
+        // SeqCst orders the dirty flag set before this with the leader's load of `issued`.
+        self.issued.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    /// The newest ticket issued so far.
+    pub(crate) fn issued(&self) -> u64 {
+        self.issued.load(Ordering::SeqCst)
+    }
+
+    /// Number of sync rounds performed.
+    pub(crate) fn sync_count(&self) -> u64 {
+        self.syncs.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn check_poisoned(&self) -> Result<()> {
+        match &self.state.lock().poisoned {
+            Some(reason) => Err(Error::Poisoned(reason.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// Returns once every write with a ticket up to `ticket` is durable.
+    pub(crate) fn wait_durable(&self, ticket: u64, alloc: &Allocator) -> Result<()> {
+        let mut state = self.state.lock();
+        loop {
+            if let Some(reason) = &state.poisoned {
+                return Err(Error::Poisoned(reason.clone()));
+            }
+            if state.durable >= ticket {
+                return Ok(());
+            }
+            if state.syncing {
+                self.changed.wait(&mut state);
+                continue;
+            }
+            state.syncing = true;
+            let target = self.issued();
+            drop(state);
+            let synced = alloc.sync_dirty();
+            self.syncs.fetch_add(1, Ordering::Relaxed);
+            state = self.state.lock();
+            state.syncing = false;
+            match synced {
+                Ok(_) => state.durable = state.durable.max(target),
+                Err(err) => {
+                    tracing::error!(error = %err, "fsync failed: instance poisoned until reopened");
+                    // Never retried into a false success: the kernel may have dropped the
+                    // dirty pages it failed to write.
+                    state.poisoned = Some(err.to_string());
+                }
+            }
+            self.changed.notify_all();
+        }
+    }
+
+    /// Makes everything written so far durable.
+    pub(crate) fn flush(&self, alloc: &Allocator) -> Result<()> {
+        self.wait_durable(self.issued(), alloc)
+    }
+
+    fn stop(&self) {
+        self.state.lock().stop = true;
+        self.changed.notify_all();
+    }
+}
+
+/// The background thread of the `Milliseconds(n)` schedule; stopped and joined on drop.
+#[derive(Debug)]
+pub(crate) struct Ticker {
+    durability: Arc<Durability>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Ticker {
+    pub(crate) fn start(durability: Arc<Durability>, alloc: Arc<Allocator>, every: Duration) -> std::io::Result<Self> {
+        let worker = Arc::clone(&durability);
+        let handle = std::thread::Builder::new().name("walrus-fsync".into()).spawn(move || {
+            loop {
+                {
+                    let mut state = worker.state.lock();
+                    if !state.stop {
+                        let _ = worker.changed.wait_for(&mut state, every);
+                    }
+                    if state.stop {
+                        return;
+                    }
+                }
+                let issued = worker.issued();
+                // Errors poison the instance inside `wait_durable`; the appenders see them.
+                let _ = worker.wait_durable(issued, &alloc);
+            }
+        })?;
+        Ok(Self { durability, handle: Some(handle) })
+    }
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.durability.stop();
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.join();
+        }
+    }
+}

@@ -1,0 +1,245 @@
+//! The engine behind every `Walrus` handle on one directory: storage, allocator, topics,
+//! cursors and durability. Handles on the same directory in one process share one engine.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    path::PathBuf,
+    sync::{
+        Arc, OnceLock, Weak,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use fnv::FnvHashMap;
+use parking_lot::{Mutex, RwLock};
+use walrus_alloc::Allocator;
+use walrus_storage::{DirLock, Storage, open_storage};
+
+use crate::{
+    EngineConfig, Error, FsyncSchedule, Result,
+    cursor_store::{CursorStore, LoadedCursor},
+    durability::{Durability, Ticker},
+    format::TOPIC_NAME_BYTES_MAX,
+    recovery::{self, RecoveredTopic},
+    topic::{ReaderState, Topic},
+};
+
+/// Counters kept with relaxed atomics; read by `stats()`.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) appends: AtomicU64,
+    pub(crate) appended_bytes: AtomicU64,
+    pub(crate) reads: AtomicU64,
+    pub(crate) corrupt_entries: AtomicU64,
+    pub(crate) cursor_persists: AtomicU64,
+}
+
+/// The shared state of one open directory.
+#[derive(Debug)]
+pub struct Engine {
+    pub(crate) config: EngineConfig,
+    pub(crate) storage: Arc<dyn Storage>,
+    pub(crate) alloc: Arc<Allocator>,
+    pub(crate) durability: Arc<Durability>,
+    pub(crate) cursors: CursorStore,
+    pub(crate) topics: RwLock<FnvHashMap<String, Arc<Topic>>>,
+    pub(crate) counters: Counters,
+    pub(crate) recovery_time: Duration,
+    ticker: Mutex<Option<Ticker>>,
+    _lock: Option<DirLock>,
+}
+
+type Registry = Mutex<HashMap<PathBuf, Weak<Engine>>>;
+
+fn registry() -> &'static Registry {
+    static REGISTRY: OnceLock<Registry> = OnceLock::new();
+    REGISTRY.get_or_init(Registry::default)
+}
+
+impl Engine {
+    /// Opens the engine for `config.dir`, or returns the one this process already has open
+    /// there. Another process holding the directory makes this fail with `WouldBlock`.
+    pub fn open(config: EngineConfig) -> Result<Arc<Self>> {
+        std::fs::create_dir_all(&config.dir)
+            .map_err(|e| walrus_storage::Error::Io { op: "create directory", path: config.dir.clone(), source: e })?;
+        let key = std::fs::canonicalize(&config.dir)
+            .map_err(|e| walrus_storage::Error::Io { op: "resolve", path: config.dir.clone(), source: e })?;
+        let mut engines = registry().lock();
+        engines.retain(|_, weak| weak.strong_count() > 0);
+        if let Some(engine) = engines.get(&key).and_then(Weak::upgrade) {
+            engine.ensure_ticker(config.fsync)?;
+            return Ok(engine);
+        }
+        let lock = DirLock::acquire(&key).map_err(Error::Locked)?;
+        let storage = open_storage(&key, config.backend)?;
+        let engine = Arc::new(Self::open_inner(storage, config, Some(lock))?);
+        engines.insert(key, Arc::downgrade(&engine));
+        Ok(engine)
+    }
+
+    /// Opens an engine over any storage (in-memory and fault-injecting ones in tests), without
+    /// the process-wide sharing or the directory lock.
+    pub fn open_with_storage(storage: Arc<dyn Storage>, config: EngineConfig) -> Result<Arc<Self>> {
+        Ok(Arc::new(Self::open_inner(storage, config, None)?))
+    }
+
+    fn open_inner(storage: Arc<dyn Storage>, config: EngineConfig, lock: Option<DirLock>) -> Result<Self> {
+        let started = Instant::now();
+        let alloc = Arc::new(Allocator::new(Arc::clone(&storage), config.alloc)?);
+        let (files, bad) = alloc.recover()?;
+        for err in &bad {
+            tracing::warn!(error = %err, "segment file not recovered");
+        }
+        let mut report = recovery::recover(&files)?;
+        let (cursors, loaded) = CursorStore::open(Arc::clone(&storage))?;
+        let mut topics = FnvHashMap::default();
+        let mut names: Vec<String> = report.topics.keys().chain(loaded.keys()).cloned().collect();
+        names.sort();
+        names.dedup();
+        let mut recovered = std::mem::take(&mut report.topics);
+        for name in names {
+            let found = recovered.remove(&name).unwrap_or_default();
+            let topic = position_topic(name.clone(), found, loaded.get(&name).copied());
+            topics.insert(name, Arc::new(topic));
+        }
+        let recovery_time = started.elapsed();
+        if !config.quiet {
+            tracing::debug!(
+                dir = %storage.dir().display(),
+                backend = storage.kind().name(),
+                topics = topics.len(),
+                corrupt = report.corrupt_frames,
+                dropped_blocks = report.dropped_blocks,
+                cut_bytes = report.cut_bytes,
+                ?recovery_time,
+                "walrus opened"
+            );
+        }
+        let engine = Self {
+            config,
+            storage,
+            alloc,
+            durability: Arc::new(Durability::default()),
+            cursors,
+            topics: RwLock::new(topics),
+            counters: Counters::default(),
+            recovery_time,
+            ticker: Mutex::new(None),
+            _lock: lock,
+        };
+        engine.counters.corrupt_entries.store(report.corrupt_frames, Ordering::Relaxed);
+        engine.ensure_ticker(engine.config.fsync)?;
+        Ok(engine)
+    }
+
+    /// Starts the background sync thread if `schedule` needs one and none runs yet.
+    pub(crate) fn ensure_ticker(&self, schedule: FsyncSchedule) -> Result<()> {
+        let FsyncSchedule::Milliseconds(ms) = schedule else { return Ok(()) };
+        let mut ticker = self.ticker.lock();
+        if ticker.is_none() {
+            let every = Duration::from_millis(ms.max(1));
+            let started = Ticker::start(Arc::clone(&self.durability), Arc::clone(&self.alloc), every)
+                .map_err(|e| walrus_storage::Error::Io { op: "spawn fsync thread", path: self.config.dir.clone(), source: e })?;
+            *ticker = Some(started);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn topic(&self, name: &str) -> Option<Arc<Topic>> {
+        self.topics.read().get(name).cloned()
+    }
+
+    pub(crate) fn topic_or_create(&self, name: &str) -> Result<Arc<Topic>> {
+        if let Some(topic) = self.topic(name) {
+            return Ok(topic);
+        }
+        if name.len() > TOPIC_NAME_BYTES_MAX {
+            return Err(Error::InvalidInput(format!(
+                "topic name is {} bytes, the limit is {TOPIC_NAME_BYTES_MAX}",
+                name.len()
+            )));
+        }
+        let mut topics = self.topics.write();
+        let topic = topics
+            .entry(name.to_owned())
+            .or_insert_with(|| Arc::new(Topic::new(name.to_owned(), 0, VecDeque::new(), ReaderState::default())));
+        Ok(Arc::clone(topic))
+    }
+
+    /// Makes everything appended so far durable.
+    pub fn flush(&self) -> Result<()> {
+        self.durability.flush(&self.alloc)
+    }
+
+    /// The directory this engine serves.
+    pub fn dir(&self) -> &std::path::Path {
+        self.storage.dir()
+    }
+}
+
+/// Builds a topic from what recovery found and its persisted cursor.
+fn position_topic(name: String, found: RecoveredTopic, cursor: Option<LoadedCursor>) -> Topic {
+    let mut reader = ReaderState::default();
+    let mut next_seq = found.next_seq;
+    let mut chain: VecDeque<_> = found.blocks.into();
+    if let Some(loaded) = cursor {
+        reader.slot = Some(loaded.slot);
+        reader.generation = loaded.generation;
+        if chain.is_empty() {
+            // Every block was consumed and deleted: sequence numbers go on from the cursor.
+            next_seq = next_seq.max(loaded.cursor.next_seq);
+        }
+    }
+    let target = cursor.map_or(0, |c| c.cursor.next_seq).min(next_seq);
+    // Drop (and consume) the blocks wholly before the cursor.
+    while chain.len() > 1 && chain[1].first_seq <= target {
+        if let Some(block) = chain.pop_front() {
+            block.extent.consume();
+        }
+    }
+    reader.next_seq = target.max(chain.front().map_or(target, |b| b.first_seq));
+    reader.offset = match chain.front() {
+        Some(block) => locate(block, reader.next_seq, cursor),
+        None => 0,
+    };
+    let topic = Topic::new(name, next_seq, chain, reader);
+    topic
+}
+
+/// Offset in `block` of the entry with sequence number `seq` (or the block's end).
+fn locate(block: &crate::block::Block, seq: u64, cursor: Option<LoadedCursor>) -> u64 {
+    let (_, end) = block.visible();
+    if seq <= block.first_seq {
+        return block.data_start;
+    }
+    // The persisted hint is trusted only if the frame there carries the expected number.
+    if let Some(c) = cursor.map(|c| c.cursor)
+        && c.next_seq == seq
+        && c.file_seq == block.extent.file().seq()
+        && c.extent_offset == block.extent.offset()
+        && c.offset <= end
+        && crate::read::seq_at(block, c.offset, end) == Some(seq)
+    {
+        return c.offset;
+    }
+    crate::read::find_seq(block, seq, end).unwrap_or(end)
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        // Stop the background thread before anything it uses goes away.
+        self.ticker.lock().take();
+        if !matches!(self.config.fsync, FsyncSchedule::NoFsync)
+            && let Err(err) = self.flush()
+        {
+            tracing::warn!(error = %err, "final sync at close failed");
+        }
+        let topics: Vec<_> = self.topics.read().values().cloned().collect();
+        for topic in topics {
+            if let Err(err) = crate::read::persist_if_behind(self, &topic) {
+                tracing::warn!(topic = %topic.name, error = %err, "final cursor persist failed");
+            }
+        }
+    }
+}

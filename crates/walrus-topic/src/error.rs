@@ -1,0 +1,55 @@
+//! The topic layer's one error type, and its conversion to the `io::Error` of the public API.
+
+use std::io;
+
+/// Result with the topic [`Error`] as default error type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything the topic layer can report.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The storage below failed.
+    #[error(transparent)]
+    Storage(#[from] walrus_storage::Error),
+    /// The allocator failed.
+    #[error(transparent)]
+    Alloc(#[from] walrus_alloc::Error),
+    /// An argument broke a documented limit; the message names it.
+    #[error("{0}")]
+    InvalidInput(String),
+    /// The call would have to wait for a batch on the same topic (walrus-rust 0.2.0 semantics;
+    /// the builder's `wait_for_batches` makes such calls wait instead).
+    #[error("{0}")]
+    WouldBlock(&'static str),
+    /// An earlier fsync failed: nothing written since is known to be durable, so the instance
+    /// refuses writes until it is reopened.
+    #[error("instance poisoned by an earlier fsync failure ({0}); reopen to recover")]
+    Poisoned(String),
+    /// Another process has the directory open.
+    #[error("{0}")]
+    Locked(walrus_storage::Error),
+}
+
+impl Error {
+    /// The [`io::ErrorKind`] that best describes this error.
+    pub fn kind(&self) -> io::ErrorKind {
+        match self {
+            Self::Storage(err) | Self::Locked(err) => err.kind(),
+            Self::Alloc(err) => err.kind(),
+            Self::InvalidInput(_) => io::ErrorKind::InvalidInput,
+            Self::WouldBlock(_) => io::ErrorKind::WouldBlock,
+            Self::Poisoned(_) => io::ErrorKind::Other,
+        }
+    }
+}
+
+impl From<Error> for io::Error {
+    fn from(err: Error) -> Self {
+        match err {
+            Error::Storage(inner) => inner.into(),
+            Error::Alloc(inner) => inner.into(),
+            other => io::Error::new(other.kind(), other),
+        }
+    }
+}

@@ -1,0 +1,252 @@
+//! Recovery: rebuild every topic's chain of blocks from the segment files of earlier runs.
+//!
+//! Each block starts with a header frame naming its topic and first sequence number. The
+//! entries after it are scanned up to the first zeroed or torn frame; damage followed by valid
+//! frames is corruption, logged with file and offset and skipped. Per topic, blocks must
+//! continue each other's sequence numbers: after a hole (an earlier block lost data that a
+//! later one kept) the later blocks are dropped, so recovered topics are always a prefix of
+//! what was appended. A batch whose last entry is missing is cut whole. Every cut is zeroed
+//! and synced before the instance accepts appends, so the next recovery sees the same state.
+
+use std::{collections::HashMap, sync::Arc};
+
+use walrus_alloc::{Extent, RecoveredFile, SegmentFile};
+use walrus_storage::{Decoded, ScanItem, Scanner, decode_frame};
+
+use crate::{
+    Result,
+    block::Block,
+    format::{BLOCK_HEADER_KIND, ENTRY_KIND, FLAG_BATCH, FLAG_BATCH_END, TOPIC_NAME_BYTES_MAX},
+};
+
+/// A topic as found on disk.
+#[derive(Debug, Default)]
+pub(crate) struct RecoveredTopic {
+    pub(crate) blocks: Vec<Arc<Block>>,
+    pub(crate) next_seq: u64,
+}
+
+/// What recovery found, for logs and stats.
+#[derive(Debug, Default)]
+pub(crate) struct RecoveryReport {
+    pub(crate) topics: HashMap<String, RecoveredTopic>,
+    pub(crate) corrupt_frames: u64,
+    pub(crate) dropped_blocks: u64,
+    pub(crate) cut_bytes: u64,
+}
+
+#[derive(Debug)]
+struct ScannedBlock {
+    extent: Arc<Extent>,
+    topic: String,
+    first_seq: u64,
+    data_start: u64,
+    /// Offset after the last valid frame, and the sequence number after it.
+    end: u64,
+    next_seq: u64,
+    /// Offset after the last frame that completes something (a single entry or a batch's last
+    /// entry), and the sequence number after it.
+    complete_end: u64,
+    complete_next_seq: u64,
+    any_complete: bool,
+    /// Offset after the last non-zero byte of the extent.
+    dirty_end: u64,
+}
+
+impl ScannedBlock {
+    fn has_partial_batch(&self) -> bool {
+        self.end > self.complete_end
+    }
+}
+
+const HEADER_PROBE_BYTES: usize = walrus_storage::frame_len(TOPIC_NAME_BYTES_MAX);
+
+/// Scans `files`, adopts their live extents, cuts torn tails and partial batches durably, and
+/// returns the topics. Every file is finished (and deleted if nothing in it is live).
+pub(crate) fn recover(files: &[RecoveredFile]) -> Result<RecoveryReport> {
+    let mut report = RecoveryReport::default();
+    let mut scanned: HashMap<String, Vec<ScannedBlock>> = HashMap::new();
+    let mut buf = Vec::new();
+    for recovered in files {
+        for block in scan_file(&recovered.file, &mut buf, &mut report)? {
+            scanned.entry(block.topic.clone()).or_default().push(block);
+        }
+    }
+    let mut touched: Vec<Arc<SegmentFile>> = Vec::new();
+    for (name, mut blocks) in scanned {
+        blocks.sort_by_key(|b| (b.first_seq, b.extent.file().seq(), b.extent.first_block()));
+        let mut chain: Vec<ScannedBlock> = Vec::new();
+        let mut dropped: Vec<ScannedBlock> = Vec::new();
+        for block in blocks {
+            let continues = chain.last().is_none_or(|prev| prev.next_seq == block.first_seq);
+            if continues && dropped.is_empty() {
+                chain.push(block);
+            } else {
+                dropped.push(block);
+            }
+        }
+        if !dropped.is_empty() {
+            tracing::warn!(topic = %name, blocks = dropped.len(), "hole in topic: dropping later blocks");
+        }
+        // A batch whose end never reached the disk: drop it whole, even across blocks.
+        while let Some(last) = chain.last() {
+            if !last.has_partial_batch() {
+                break;
+            }
+            let continuation = !last.any_complete
+                && chain.len() >= 2
+                && chain[chain.len() - 2].has_partial_batch();
+            if continuation {
+                dropped.extend(chain.pop());
+            } else {
+                let last = chain.last_mut().expect("checked above");
+                last.end = last.complete_end;
+                last.next_seq = last.complete_next_seq;
+                break;
+            }
+        }
+        for block in &dropped {
+            report.dropped_blocks += 1;
+            neutralize(block)?;
+            remember(&mut touched, block.extent.file());
+            block.extent.abandon();
+        }
+        let mut topic = RecoveredTopic::default();
+        for block in chain {
+            if block.dirty_end > block.end {
+                report.cut_bytes += block.dirty_end - block.end;
+                zero(&block.extent, block.end, block.dirty_end)?;
+                remember(&mut touched, block.extent.file());
+            }
+            topic.next_seq = block.next_seq;
+            topic.blocks.push(Arc::new(Block::new(block.extent, block.first_seq, block.data_start, block.end, true)));
+        }
+        report.topics.insert(name, topic);
+    }
+    // Cuts are durable before any append can land after them.
+    for file in touched {
+        if let Some(segment) = file.segment() {
+            segment.sync()?;
+        }
+    }
+    for recovered in files {
+        recovered.file.finish_recovery();
+    }
+    Ok(report)
+}
+
+fn remember(touched: &mut Vec<Arc<SegmentFile>>, file: &Arc<SegmentFile>) {
+    if !touched.iter().any(|f| Arc::ptr_eq(f, file)) {
+        touched.push(Arc::clone(file));
+    }
+}
+
+fn zero(extent: &Extent, start: u64, end: u64) -> Result<()> {
+    if let Some(segment) = extent.file().segment() {
+        let zeros = vec![0u8; (end - start) as usize];
+        segment.write_at(extent.offset() + start, &zeros)?;
+    }
+    Ok(())
+}
+
+/// Zeroes a dropped block's header so no later recovery finds it again.
+fn neutralize(block: &ScannedBlock) -> Result<()> {
+    zero(&block.extent, 0, block.data_start)
+}
+
+fn scan_file(file: &Arc<SegmentFile>, buf: &mut Vec<u8>, report: &mut RecoveryReport) -> Result<Vec<ScannedBlock>> {
+    let Some(segment) = file.segment() else { return Ok(Vec::new()) };
+    let mut blocks = Vec::new();
+    let mut index = 0u32;
+    while index < file.block_count() {
+        let offset = file.block_offset(index);
+        let mut probe = [0u8; HEADER_PROBE_BYTES];
+        let probe_len = (file.block_bytes() as usize).min(HEADER_PROBE_BYTES);
+        segment.read_at(offset, &mut probe[..probe_len])?;
+        let header = match decode_frame(&probe[..probe_len]) {
+            Decoded::Zeroed => {
+                index += 1;
+                continue;
+            }
+            Decoded::Frame(frame) if frame.header.kind == BLOCK_HEADER_KIND => frame,
+            Decoded::Frame(_) | Decoded::Invalid(_) => {
+                report.corrupt_frames += 1;
+                tracing::warn!(file = %segment.path().display(), offset, "damaged block header: block skipped");
+                index += 1;
+                continue;
+            }
+        };
+        let extent_blocks = header.header.aux.max(1);
+        let name = std::str::from_utf8(header.payload).ok().map(str::to_owned);
+        let fits = index.checked_add(extent_blocks).is_some_and(|end| end <= file.block_count());
+        let (Some(name), true) = (name, fits) else {
+            report.corrupt_frames += 1;
+            tracing::warn!(file = %segment.path().display(), offset, "block header with bad topic or size: block skipped");
+            index += 1;
+            continue;
+        };
+        let Some(extent) = file.adopt_extent(index, extent_blocks) else {
+            index += 1;
+            continue;
+        };
+        let data_start = header.frame_len as u64;
+        buf.resize((extent.len() - data_start) as usize, 0);
+        segment.read_at(extent.offset() + data_start, buf)?;
+        blocks.push(scan_block(extent, name, header.header.seq, data_start, buf, segment.path(), report));
+        index += extent_blocks;
+    }
+    Ok(blocks)
+}
+
+fn scan_block(
+    extent: Arc<Extent>,
+    topic: String,
+    first_seq: u64,
+    data_start: u64,
+    buf: &[u8],
+    path: &std::path::Path,
+    report: &mut RecoveryReport,
+) -> ScannedBlock {
+    let mut block = ScannedBlock {
+        extent,
+        topic,
+        first_seq,
+        data_start,
+        end: data_start,
+        next_seq: first_seq,
+        complete_end: data_start,
+        complete_next_seq: first_seq,
+        any_complete: false,
+        dirty_end: data_start + buf.iter().rposition(|b| *b != 0).map_or(0, |p| p as u64 + 1),
+    };
+    let file_base = block.extent.offset();
+    for item in Scanner::new(buf, data_start) {
+        match item {
+            ScanItem::Frame { offset, frame } => {
+                if frame.header.kind != ENTRY_KIND || frame.header.seq < block.next_seq {
+                    // Not an entry of this block (stale bytes): treat as the end.
+                    break;
+                }
+                block.end = offset + frame.frame_len as u64;
+                block.next_seq = frame.header.seq + 1;
+                let flags = frame.header.flags;
+                if flags & FLAG_BATCH == 0 || flags & FLAG_BATCH_END != 0 {
+                    block.complete_end = block.end;
+                    block.complete_next_seq = block.next_seq;
+                    block.any_complete = true;
+                }
+            }
+            ScanItem::Corrupt { offset, error, resumed_at } => {
+                report.corrupt_frames += 1;
+                tracing::warn!(
+                    file = %path.display(),
+                    offset = file_base + offset,
+                    resumed_at = file_base + resumed_at,
+                    %error,
+                    "corrupt entry skipped at recovery"
+                );
+            }
+        }
+    }
+    block
+}

@@ -1,0 +1,47 @@
+//! `stats()`: counters of what an instance has done, from cheap atomics.
+
+use std::{sync::atomic::Ordering, time::Duration};
+
+use crate::Engine;
+
+/// A snapshot of an instance's counters (shared by every handle on its directory).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Entries appended since open (batch entries count one each).
+    pub appends: u64,
+    /// Payload bytes appended since open.
+    pub appended_bytes: u64,
+    /// Entries returned by reads since open (peeks included).
+    pub reads: u64,
+    /// Rounds of fdatasync calls made for durability (group commits).
+    pub fsyncs: u64,
+    /// Cursor persists since open.
+    pub cursor_persists: u64,
+    /// Corrupt entries detected and skipped (at recovery and while reading).
+    pub corrupt_entries: u64,
+    /// Segment files currently on disk.
+    pub files: u64,
+    /// The storage backend in use (`fd`, `fd+io_uring`, `mmap`, ...).
+    pub backend: &'static str,
+    /// How long recovery took when the directory was opened.
+    pub recovery_time: Duration,
+}
+
+impl Engine {
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> Stats {
+        let c = &self.counters;
+        Stats {
+            appends: c.appends.load(Ordering::Relaxed),
+            appended_bytes: c.appended_bytes.load(Ordering::Relaxed),
+            reads: c.reads.load(Ordering::Relaxed),
+            fsyncs: self.durability.sync_count(),
+            cursor_persists: c.cursor_persists.load(Ordering::Relaxed),
+            corrupt_entries: c.corrupt_entries.load(Ordering::Relaxed),
+            files: self.alloc.files().len() as u64,
+            backend: self.storage.kind().name(),
+            recovery_time: self.recovery_time,
+        }
+    }
+}

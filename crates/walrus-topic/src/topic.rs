@@ -1,0 +1,65 @@
+//! A topic: one writer, one chain of blocks, one shared read cursor.
+
+use std::{
+    collections::VecDeque,
+    sync::{Arc, atomic::AtomicBool},
+};
+
+use parking_lot::{Mutex, RwLock};
+use walrus_storage::Segment;
+
+use crate::block::Block;
+
+#[derive(Debug)]
+pub(crate) struct Topic {
+    pub(crate) name: String,
+    pub(crate) writer: Mutex<WriterState>,
+    /// Set while a batch append holds the writer (walrus-rust 0.2.0's fail-fast flag).
+    pub(crate) batch_active: AtomicBool,
+    /// Blocks from the reader's current one to the writer's active one, in order.
+    pub(crate) chain: RwLock<VecDeque<Arc<Block>>>,
+    pub(crate) reader: Mutex<ReaderState>,
+}
+
+#[derive(Debug)]
+pub(crate) struct WriterState {
+    /// The block being appended to, with its file handle cached for the hot path.
+    pub(crate) active: Option<(Arc<Block>, Arc<dyn Segment>)>,
+    /// Offset in the active extent where the next frame goes.
+    pub(crate) write_offset: u64,
+    /// Sequence number of the next entry.
+    pub(crate) next_seq: u64,
+    /// Reused encoding buffer, so appends do not allocate.
+    pub(crate) scratch: Vec<u8>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct ReaderState {
+    /// Offset in the chain's front block of the next frame to read.
+    pub(crate) offset: u64,
+    /// Sequence number of the next entry to deliver.
+    pub(crate) next_seq: u64,
+    /// Checkpointed entries since the cursor was last persisted.
+    pub(crate) unpersisted: u64,
+    /// The persisted cursor's slot and generation, once it has one.
+    pub(crate) slot: Option<u32>,
+    pub(crate) generation: u64,
+    /// The last damaged offset reported, so a repeated peek logs it once.
+    pub(crate) last_corruption: Option<(u64, u64)>,
+}
+
+impl Topic {
+    pub(crate) fn new(name: String, next_seq: u64, chain: VecDeque<Arc<Block>>, reader: ReaderState) -> Self {
+        Self {
+            name,
+            writer: Mutex::new(WriterState { active: None, write_offset: 0, next_seq, scratch: Vec::new() }),
+            batch_active: AtomicBool::new(false),
+            chain: RwLock::new(chain),
+            reader: Mutex::new(reader),
+        }
+    }
+
+    pub(crate) fn block_at(&self, index: usize) -> Option<Arc<Block>> {
+        self.chain.read().get(index).cloned()
+    }
+}

@@ -1,0 +1,102 @@
+//! `WalIndex`: the small persistent map of named positions that walrus-rust 0.2.0 exposes.
+//!
+//! Each change rewrites the whole (small) map to a temporary file, syncs it, renames it over
+//! the real file and syncs the directory, so a crash leaves either the old or the new map.
+//! This is the one place above walrus-storage that touches files directly: a user-facing
+//! compatibility utility outside the log's data path.
+
+use std::{
+    collections::HashMap,
+    fs,
+    io::{self, Write},
+    path::PathBuf,
+};
+
+use walrus_storage::{Decoded, FrameHeader, decode_frame, encode_frame};
+
+use crate::format::u64_at;
+
+const INDEX_ENTRY_KIND: u8 = 0x30;
+
+/// A stored position: a block index and an offset in it (walrus-rust 0.2.0's `BlockPos`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlockPos {
+    /// Block index.
+    pub cur_block_idx: u64,
+    /// Offset in the block.
+    pub cur_block_offset: u64,
+}
+
+/// A persistent map from names to [`BlockPos`], stored in `<namespace dir>/<name>_index.db`.
+#[derive(Debug)]
+pub struct WalIndex {
+    map: HashMap<String, BlockPos>,
+    path: PathBuf,
+}
+
+impl WalIndex {
+    /// Opens (or creates) the index `file_name` in the instance directory that `Walrus::new()`
+    /// would use. A damaged file loads as far as its records are valid.
+    pub fn new(file_name: &str) -> io::Result<Self> {
+        let dir = crate::namespace::default_root();
+        fs::create_dir_all(&dir)?;
+        let path = dir.join(format!("{file_name}_index.db"));
+        let mut map = HashMap::new();
+        match fs::read(&path) {
+            Ok(bytes) => {
+                let mut at = 0;
+                while let Decoded::Frame(frame) = decode_frame(&bytes[at..]) {
+                    let p = frame.payload;
+                    if frame.header.kind == INDEX_ENTRY_KIND && p.len() >= 16 {
+                        let key = String::from_utf8_lossy(&p[16..]).into_owned();
+                        map.insert(key, BlockPos { cur_block_idx: u64_at(p, 0), cur_block_offset: u64_at(p, 8) });
+                    }
+                    at += frame.frame_len;
+                }
+            }
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+            Err(err) => return Err(err),
+        }
+        Ok(Self { map, path })
+    }
+
+    /// Sets `key` and persists the map.
+    pub fn set(&mut self, key: String, idx: u64, offset: u64) -> io::Result<()> {
+        self.map.insert(key, BlockPos { cur_block_idx: idx, cur_block_offset: offset });
+        self.persist()
+    }
+
+    /// The position stored under `key`.
+    pub fn get(&self, key: &str) -> Option<&BlockPos> {
+        self.map.get(key)
+    }
+
+    /// Removes `key`, persisting the map if it was there.
+    pub fn remove(&mut self, key: &str) -> io::Result<Option<BlockPos>> {
+        let removed = self.map.remove(key);
+        if removed.is_some() {
+            self.persist()?;
+        }
+        Ok(removed)
+    }
+
+    fn persist(&self) -> io::Result<()> {
+        let mut bytes = Vec::new();
+        for (key, pos) in &self.map {
+            let mut payload = Vec::with_capacity(16 + key.len());
+            payload.extend_from_slice(&pos.cur_block_idx.to_le_bytes());
+            payload.extend_from_slice(&pos.cur_block_offset.to_le_bytes());
+            payload.extend_from_slice(key.as_bytes());
+            encode_frame(&mut bytes, &FrameHeader { kind: INDEX_ENTRY_KIND, ..Default::default() }, &payload);
+        }
+        let tmp = self.path.with_extension("db.tmp");
+        let mut file = fs::File::create(&tmp)?;
+        file.write_all(&bytes)?;
+        file.sync_all()?;
+        fs::rename(&tmp, &self.path)?;
+        if let Some(dir) = self.path.parent() {
+            fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    }
+}

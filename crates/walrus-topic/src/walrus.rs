@@ -1,0 +1,255 @@
+//! `Walrus`, the public handle: the whole walrus-rust 0.2.0 API plus the builder and `flush`.
+
+use std::{
+    io,
+    path::PathBuf,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+};
+
+use walrus_alloc::AllocConfig;
+use walrus_storage::BackendKind;
+
+use crate::{Engine, EngineConfig, FsyncSchedule, ReadConsistency, namespace};
+
+/// One entry read from a topic.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    /// The bytes that were appended.
+    pub data: Vec<u8>,
+}
+
+static FD_BACKEND: AtomicBool = AtomicBool::new(true);
+
+/// Makes instances opened from now on use the file-descriptor backend (`pread`/`pwrite`,
+/// io_uring for batches on Linux). This is the default.
+pub fn enable_fd_backend() {
+    FD_BACKEND.store(true, Ordering::Relaxed);
+}
+
+/// Makes instances opened from now on use the mmap backend. Instances already open keep
+/// their backend; a directory already open in this process keeps the backend it has.
+pub fn disable_fd_backend() {
+    FD_BACKEND.store(false, Ordering::Relaxed);
+}
+
+/// The default schedule: a background sync every 200 ms.
+const DEFAULT_SCHEDULE: FsyncSchedule = FsyncSchedule::Milliseconds(200);
+
+/// A write-ahead log of named topics.
+///
+/// Handles are cheap to share (`Arc<Walrus>`): appends to different topics run in parallel,
+/// and every handle opened on the same directory in one process shares one engine, so they
+/// see each other's appends and cursors at once. Dropping the last handle syncs (unless the
+/// schedule is `NoFsync`), persists cursors, stops the background thread and closes files.
+#[derive(Debug)]
+pub struct Walrus {
+    engine: Arc<Engine>,
+    consistency: ReadConsistency,
+    schedule: FsyncSchedule,
+}
+
+impl Walrus {
+    /// Opens the default instance with `StrictlyAtOnce` reads and a 200 ms fsync schedule.
+    pub fn new() -> io::Result<Self> {
+        Self::with_consistency(ReadConsistency::StrictlyAtOnce)
+    }
+
+    /// Opens the default instance with the given read consistency.
+    pub fn with_consistency(mode: ReadConsistency) -> io::Result<Self> {
+        Self::with_consistency_and_schedule(mode, DEFAULT_SCHEDULE)
+    }
+
+    /// Opens the default instance with the given read consistency and fsync schedule.
+    pub fn with_consistency_and_schedule(mode: ReadConsistency, fsync_schedule: FsyncSchedule) -> io::Result<Self> {
+        WalrusBuilder::new().consistency(mode).fsync_schedule(fsync_schedule).build()
+    }
+
+    /// Opens the instance of `key` (under `WALRUS_DATA_DIR`).
+    pub fn new_for_key(key: &str) -> io::Result<Self> {
+        Self::with_consistency_for_key(key, ReadConsistency::StrictlyAtOnce)
+    }
+
+    /// Opens the instance of `key` with the given read consistency.
+    pub fn with_consistency_for_key(key: &str, mode: ReadConsistency) -> io::Result<Self> {
+        Self::with_consistency_and_schedule_for_key(key, mode, DEFAULT_SCHEDULE)
+    }
+
+    /// Opens the instance of `key` with the given read consistency and fsync schedule.
+    pub fn with_consistency_and_schedule_for_key(
+        key: &str,
+        mode: ReadConsistency,
+        fsync_schedule: FsyncSchedule,
+    ) -> io::Result<Self> {
+        WalrusBuilder::new().key(key).consistency(mode).fsync_schedule(fsync_schedule).build()
+    }
+
+    /// A builder for instances with an explicit directory or other options.
+    pub fn builder() -> WalrusBuilder {
+        WalrusBuilder::new()
+    }
+
+    /// Appends `raw_bytes` to topic `col_name`, creating the topic if needed. Readers see the
+    /// entry as soon as this returns; with `SyncEach` it is also durable.
+    ///
+    /// Fails with `InvalidInput` for an entry over the size limit or a topic name over 128
+    /// bytes, and with `WouldBlock` while a batch is being appended to the same topic (unless
+    /// the builder's `wait_for_batches` is set).
+    pub fn append_for_topic(&self, col_name: &str, raw_bytes: &[u8]) -> io::Result<()> {
+        Ok(self.engine.append(col_name, raw_bytes, self.schedule)?)
+    }
+
+    /// Appends every entry of `batch` or none of them, also across a crash: after recovery a
+    /// batch is either wholly present or wholly absent. At most 2,000 entries and 10 GiB;
+    /// an empty batch does nothing.
+    pub fn batch_append_for_topic(&self, col_name: &str, batch: &[&[u8]]) -> io::Result<()> {
+        Ok(self.engine.batch_append(col_name, batch, self.schedule)?)
+    }
+
+    /// Returns the next entry of `col_name`. With `checkpoint` the cursor moves past it;
+    /// without (a peek), the same entry comes back next time.
+    pub fn read_next(&self, col_name: &str, checkpoint: bool) -> io::Result<Option<Entry>> {
+        let entry = self.engine.read_next(col_name, checkpoint, self.consistency)?;
+        Ok(entry.map(|e| Entry { data: e.data }))
+    }
+
+    /// Returns entries from the cursor whose payloads add up to at most `max_bytes` (at least
+    /// one entry if any is available, at most 2,000), in order, never skipping one.
+    pub fn batch_read_for_topic(&self, col_name: &str, max_bytes: usize, checkpoint: bool) -> io::Result<Vec<Entry>> {
+        let entries = self.engine.batch_read(col_name, max_bytes, checkpoint, self.consistency)?;
+        Ok(entries.into_iter().map(|e| Entry { data: e.data }).collect())
+    }
+
+    /// Makes everything appended so far, by any handle on this directory, durable.
+    pub fn flush(&self) -> io::Result<()> {
+        Ok(self.engine.flush()?)
+    }
+
+    /// Counters of what this instance (all handles on its directory) has done since open.
+    pub fn stats(&self) -> crate::Stats {
+        self.engine.stats()
+    }
+}
+
+/// Options for opening a [`Walrus`] instance.
+#[derive(Clone, Debug)]
+pub struct WalrusBuilder {
+    data_dir: Option<PathBuf>,
+    key: Option<String>,
+    consistency: ReadConsistency,
+    schedule: FsyncSchedule,
+    fd_backend: Option<bool>,
+    io_uring: bool,
+    alloc: AllocConfig,
+    wait_for_batches: bool,
+}
+
+impl Default for WalrusBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl WalrusBuilder {
+    /// Defaults: directory as `Walrus::new()`, `StrictlyAtOnce`, `Milliseconds(200)`, the
+    /// backend chosen by `enable_fd_backend`/`disable_fd_backend`, 10 MiB blocks, 100 per file.
+    pub fn new() -> Self {
+        Self {
+            data_dir: None,
+            key: None,
+            consistency: ReadConsistency::StrictlyAtOnce,
+            schedule: DEFAULT_SCHEDULE,
+            fd_backend: None,
+            io_uring: true,
+            alloc: AllocConfig::default(),
+            wait_for_batches: false,
+        }
+    }
+
+    /// Puts the instance in `dir` (or `dir/<key>` with a key), ignoring the environment.
+    pub fn data_dir(mut self, dir: PathBuf) -> Self {
+        self.data_dir = Some(dir);
+        self
+    }
+
+    /// Puts the instance in the namespace of `key`.
+    pub fn key(mut self, key: &str) -> Self {
+        self.key = Some(key.to_owned());
+        self
+    }
+
+    /// Sets the read consistency.
+    pub fn consistency(mut self, mode: ReadConsistency) -> Self {
+        self.consistency = mode;
+        self
+    }
+
+    /// Sets the fsync schedule.
+    pub fn fsync_schedule(mut self, schedule: FsyncSchedule) -> Self {
+        self.schedule = schedule;
+        self
+    }
+
+    /// Chooses the file-descriptor backend (`true`) or the mmap backend (`false`) for this
+    /// instance, whatever `enable_fd_backend`/`disable_fd_backend` said.
+    pub fn fd_backend(mut self, fd: bool) -> Self {
+        self.fd_backend = Some(fd);
+        self
+    }
+
+    /// Allows (default) or forbids io_uring for batches on the fd backend.
+    pub fn io_uring(mut self, enabled: bool) -> Self {
+        self.io_uring = enabled;
+        self
+    }
+
+    /// Sets the block size in bytes (default 10 MiB).
+    pub fn block_bytes(mut self, bytes: u64) -> Self {
+        self.alloc.block_bytes = bytes;
+        self
+    }
+
+    /// Sets the number of blocks per segment file (default 100).
+    pub fn blocks_per_file(mut self, blocks: u32) -> Self {
+        self.alloc.blocks_per_file = blocks;
+        self
+    }
+
+    /// Makes appends wait for a batch in progress on the same topic, instead of failing with
+    /// `WouldBlock` as walrus-rust 0.2.0 does.
+    pub fn wait_for_batches(mut self, wait: bool) -> Self {
+        self.wait_for_batches = wait;
+        self
+    }
+
+    fn root(&self) -> PathBuf {
+        match (&self.data_dir, &self.key) {
+            (Some(dir), Some(key)) => dir.join(namespace::sanitize_key(key)),
+            (Some(dir), None) => dir.clone(),
+            (None, Some(key)) => namespace::key_root(key),
+            (None, None) => namespace::default_root(),
+        }
+    }
+
+    /// Opens the instance, recovering whatever an earlier run left in its directory.
+    pub fn build(self) -> io::Result<Walrus> {
+        let fd = self.fd_backend.unwrap_or_else(|| FD_BACKEND.load(Ordering::Relaxed));
+        let backend = match (fd, self.io_uring) {
+            (false, _) => BackendKind::Mmap,
+            (true, true) => BackendKind::FdUring,
+            (true, false) => BackendKind::Fd,
+        };
+        let config = EngineConfig {
+            dir: self.root(),
+            backend,
+            alloc: self.alloc,
+            fsync: self.schedule,
+            wait_for_batches: self.wait_for_batches,
+            quiet: namespace::quiet(),
+        };
+        let engine = Engine::open(config)?;
+        Ok(Walrus { engine, consistency: self.consistency, schedule: self.schedule })
+    }
+}
