@@ -74,8 +74,9 @@ pub enum PowerLoss {
         /// Seed of the choice.
         seed: u64,
     },
-    /// All but the last write of each file; the last keeps a random number of whole 512-byte
-    /// sectors and the rest of its range is filled with `fill`.
+    /// All but the last write of each file; the last keeps its bytes up to a random 512-byte
+    /// boundary of the file (possibly none, possibly all of them) and the rest of its range is
+    /// filled with `fill`.
     TearLast {
         /// Seed of the choice.
         seed: u64,
@@ -246,10 +247,14 @@ fn apply_power_loss(durable: &mut [u8], writes: &[(usize, Vec<u8>)], mode: Power
             };
             rest.iter().for_each(|(o, d)| apply(durable, *o, d));
             let mut rng = SplitMix(seed);
-            // Sector boundaries are file-relative, as on a disk.
+            // Sector boundaries are file-relative, as on a disk. The tear lands on the write's
+            // start, on a boundary strictly inside it, or on its end (nothing lost).
             let first_boundary = (last_offset / SECTOR_BYTES + 1) * SECTOR_BYTES;
-            let sectors = last.len().div_ceil(SECTOR_BYTES) + 1;
-            let kept_sectors = (rng.next() % sectors as u64) as usize;
+            let end = last_offset + last.len();
+            let inner_boundaries =
+                (last_offset / SECTOR_BYTES + 1..end.div_ceil(SECTOR_BYTES)).len();
+            let choices = inner_boundaries + 2;
+            let kept_sectors = (rng.next() % choices as u64) as usize;
             let kept = if kept_sectors == 0 {
                 0
             } else {

@@ -208,16 +208,5 @@ fn validate(buf: &[u8]) -> Result<Frame<'_>, FrameError> {
     })
 }
 
-/// The payload length a header claims, if the bytes look like a header at all.
-///
-/// Used by the scanner to try the claimed end of a damaged frame before a byte-wise search.
-pub(crate) fn claimed_frame_len(buf: &[u8]) -> Option<usize> {
-    if buf.len() < FRAME_HEADER_BYTES || buf[..FRAME_MAGIC.len()] != FRAME_MAGIC {
-        return None;
-    }
-    let payload_len = read_u32(buf, LEN_OFFSET);
-    (payload_len <= FRAME_PAYLOAD_BYTES_MAX).then(|| frame_len(payload_len as usize))
-}
-
 #[cfg(test)]
 mod tests;

@@ -6,7 +6,7 @@
 
 use crate::{
     format::FRAME_ALIGN,
-    frame::{Decoded, Frame, FrameError, claimed_frame_len, decode_frame},
+    frame::{Decoded, Frame, FrameError, decode_frame},
 };
 
 /// One step of a scan.
@@ -142,16 +142,11 @@ impl<'a> Iterator for Scanner<'a> {
 
 /// Position of the first valid frame after the damaged one at `damaged`, if any.
 ///
-/// Tries the damaged frame's claimed end first (a flipped payload bit leaves the header's
-/// length intact), then every aligned position after it.
+/// Probes every aligned position after `damaged`. The damaged header's length field is not
+/// trusted: a flipped bit there can point at a valid frame further on, and jumping to it would
+/// skip the valid frames in between.
 pub fn resync(buf: &[u8], damaged: usize) -> Option<usize> {
     let is_frame = |pos: usize| matches!(decode_frame(&buf[pos..]), Decoded::Frame(_));
-    if let Some(len) = claimed_frame_len(&buf[damaged..]) {
-        let claimed = damaged + len;
-        if claimed < buf.len() && is_frame(claimed) {
-            return Some(claimed);
-        }
-    }
     let first = (damaged + 1).next_multiple_of(FRAME_ALIGN);
     (first..buf.len())
         .step_by(FRAME_ALIGN)

@@ -78,14 +78,25 @@ pub trait Segment: Send + Sync + fmt::Debug {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()>;
 
     /// Submits several writes at once (one io_uring submission where available).
+    ///
+    /// Every range is checked before the first byte moves, so a batch that reaches past the
+    /// end fails with [`crate::Error::OutOfBounds`] having written nothing.
     fn write_batch(&self, writes: &[WriteAt<'_>]) -> Result<()> {
+        for w in writes {
+            check_bounds(self.path(), self.len(), w.offset, w.buf.len())?;
+        }
         writes
             .iter()
             .try_for_each(|w| self.write_at(w.offset, w.buf))
     }
 
     /// Submits several reads at once (one io_uring submission where available).
+    ///
+    /// Bounds are checked up front as for [`Segment::write_batch`].
     fn read_batch(&self, reads: &mut [ReadAt<'_>]) -> Result<()> {
+        for r in reads.iter() {
+            check_bounds(self.path(), self.len(), r.offset, r.buf.len())?;
+        }
         reads
             .iter_mut()
             .try_for_each(|r| self.read_at(r.offset, r.buf))
