@@ -8,8 +8,8 @@ use crate::{
     Engine, Error, FsyncSchedule, Result,
     block::Block,
     format::{
-        BATCH_BYTES_MAX, BATCH_ENTRIES_MAX, BLOCK_HEADER_KIND, ENTRY_BYTES_MAX, ENTRY_KIND, FLAG_BATCH,
-        FLAG_BATCH_END, block_header_len,
+        BATCH_BYTES_MAX, BATCH_ENTRIES_MAX, BLOCK_HEADER_KIND, ENTRY_BYTES_MAX, ENTRY_KIND,
+        FLAG_BATCH, FLAG_BATCH_END, block_header_len,
     },
     topic::{Topic, WriterState},
 };
@@ -44,13 +44,25 @@ impl Engine {
         let ticket = {
             let mut writer = topic.writer.lock();
             let needed = frame_len(data.len()) as u64;
-            if writer.active.as_ref().is_none_or(|(b, _)| writer.write_offset + needed > b.extent.len()) {
+            if writer
+                .active
+                .as_ref()
+                .is_none_or(|(b, _)| writer.write_offset + needed > b.extent.len())
+            {
                 self.rotate(&topic, &mut writer, needed)?;
             }
             let state = &mut *writer;
-            let (block, segment) = state.active.as_ref().expect("rotate leaves an active block");
+            let (block, segment) = state
+                .active
+                .as_ref()
+                .expect("rotate leaves an active block");
             state.scratch.clear();
-            let header = FrameHeader { kind: ENTRY_KIND, flags: 0, aux: 0, seq: state.next_seq };
+            let header = FrameHeader {
+                kind: ENTRY_KIND,
+                flags: 0,
+                aux: 0,
+                seq: state.next_seq,
+            };
             encode_frame(&mut state.scratch, &header, data);
             segment.write_at(block.file_offset(state.write_offset), &state.scratch)?;
             block.extent.file().mark_dirty();
@@ -60,7 +72,9 @@ impl Engine {
             self.durability.ticket()
         };
         self.counters.appends.fetch_add(1, Ordering::Relaxed);
-        self.counters.appended_bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+        self.counters
+            .appended_bytes
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
         if matches!(schedule, FsyncSchedule::SyncEach) {
             self.durability.wait_durable(ticket, &self.alloc)?;
         }
@@ -80,15 +94,27 @@ impl Engine {
     }
 
     /// Allocates an extent for `topic` and writes its block header (not yet in any chain).
-    fn new_block(&self, topic: &Topic, first_seq: u64, needed: u64) -> Result<(Arc<Block>, Arc<dyn Segment>)> {
+    fn new_block(
+        &self,
+        topic: &Topic,
+        first_seq: u64,
+        needed: u64,
+    ) -> Result<(Arc<Block>, Arc<dyn Segment>)> {
         let data_start = block_header_len(&topic.name);
         let extent = self.alloc.allocate(data_start + needed)?;
         let Some(segment) = extent.file().segment() else {
             extent.abandon();
-            return Err(Error::InvalidInput("segment file deleted while allocating".into()));
+            return Err(Error::InvalidInput(
+                "segment file deleted while allocating".into(),
+            ));
         };
         let mut header = Vec::with_capacity(data_start as usize);
-        let frame = FrameHeader { kind: BLOCK_HEADER_KIND, flags: 0, aux: extent.block_count(), seq: first_seq };
+        let frame = FrameHeader {
+            kind: BLOCK_HEADER_KIND,
+            flags: 0,
+            aux: extent.block_count(),
+            seq: first_seq,
+        };
         encode_frame(&mut header, &frame, topic.name.as_bytes());
         if let Err(err) = segment.write_at(extent.offset(), &header) {
             extent.abandon();
@@ -100,7 +126,12 @@ impl Engine {
     }
 
     /// Appends all of `batch` to `topic` or none of it, in process and across a crash.
-    pub fn batch_append(&self, topic: &str, batch: &[&[u8]], schedule: FsyncSchedule) -> Result<()> {
+    pub fn batch_append(
+        &self,
+        topic: &str,
+        batch: &[&[u8]],
+        schedule: FsyncSchedule,
+    ) -> Result<()> {
         if batch.len() > BATCH_ENTRIES_MAX {
             return Err(Error::InvalidInput(format!(
                 "batch of {} entries exceeds the {BATCH_ENTRIES_MAX} entry limit",
@@ -125,15 +156,24 @@ impl Engine {
         if topic.batch_active.swap(true, Ordering::AcqRel) && !self.config.wait_for_batches {
             return Err(Error::WouldBlock("another batch write already in progress"));
         }
-        let guard = if self.config.wait_for_batches { None } else { Some(BatchGuard(&topic)) };
+        let guard = if self.config.wait_for_batches {
+            None
+        } else {
+            Some(BatchGuard(&topic))
+        };
         let ticket = {
             let mut writer = topic.writer.lock();
             self.write_batch(&topic, &mut writer, batch)?;
             self.durability.ticket()
         };
         drop(guard);
-        self.counters.appends.fetch_add(batch.len() as u64, Ordering::Relaxed);
-        self.counters.appended_bytes.fetch_add(batch.iter().map(|e| e.len() as u64).sum(), Ordering::Relaxed);
+        self.counters
+            .appends
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        self.counters.appended_bytes.fetch_add(
+            batch.iter().map(|e| e.len() as u64).sum(),
+            Ordering::Relaxed,
+        );
         if matches!(schedule, FsyncSchedule::SyncEach) {
             self.durability.wait_durable(ticket, &self.alloc)?;
         }
@@ -167,12 +207,20 @@ impl Engine {
         };
         for (index, entry) in batch.iter().enumerate() {
             let needed = frame_len(entry.len()) as u64;
-            let fits = current.as_ref().is_some_and(|p| p.start + p.bytes.len() as u64 + needed <= p.block.extent.len());
+            let fits = current
+                .as_ref()
+                .is_some_and(|p| p.start + p.bytes.len() as u64 + needed <= p.block.extent.len());
             if !fits {
                 match self.new_block(topic, seq, needed) {
                     Ok((block, segment)) => {
                         let start = block.data_start;
-                        pieces.extend(current.replace(Piece { block, segment, start, bytes: Vec::new(), fresh: true }));
+                        pieces.extend(current.replace(Piece {
+                            block,
+                            segment,
+                            start,
+                            bytes: Vec::new(),
+                            fresh: true,
+                        }));
                     }
                     Err(err) => {
                         abandon(&pieces, current);
@@ -183,17 +231,31 @@ impl Engine {
             let piece = current.as_mut().expect("a block was just ensured");
             let last = index + 1 == batch.len();
             let flags = FLAG_BATCH | if last { FLAG_BATCH_END } else { 0 };
-            encode_frame(&mut piece.bytes, &FrameHeader { kind: ENTRY_KIND, flags, aux: 0, seq }, entry);
+            encode_frame(
+                &mut piece.bytes,
+                &FrameHeader {
+                    kind: ENTRY_KIND,
+                    flags,
+                    aux: 0,
+                    seq,
+                },
+                entry,
+            );
             seq += 1;
         }
         pieces.extend(current);
         for (written, piece) in pieces.iter().enumerate() {
-            if let Err(err) = piece.segment.write_at(piece.block.file_offset(piece.start), &piece.bytes) {
+            if let Err(err) = piece
+                .segment
+                .write_at(piece.block.file_offset(piece.start), &piece.bytes)
+            {
                 // Nothing was published, so readers never saw any of it; the writer state is
                 // unchanged and the next append overwrites the partial bytes.
                 for done in &pieces[..written] {
                     let zeros = vec![0u8; done.bytes.len()];
-                    let _ = done.segment.write_at(done.block.file_offset(done.start), &zeros);
+                    let _ = done
+                        .segment
+                        .write_at(done.block.file_offset(done.start), &zeros);
                 }
                 abandon(&pieces, None);
                 return Err(err.into());
@@ -228,7 +290,11 @@ impl Engine {
         let last = pieces.last().expect("a non-empty batch has a piece");
         let new_offset = last.start + last.bytes.len() as u64;
         let new_active = (Arc::clone(&last.block), Arc::clone(&last.segment));
-        let mut scratch = pieces.into_iter().find(|p| !p.fresh).map(|p| p.bytes).unwrap_or_default();
+        let mut scratch = pieces
+            .into_iter()
+            .find(|p| !p.fresh)
+            .map(|p| p.bytes)
+            .unwrap_or_default();
         scratch.clear();
         writer.scratch = scratch;
         writer.active = Some(new_active);

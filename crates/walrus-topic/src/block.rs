@@ -28,9 +28,20 @@ pub(crate) struct Block {
 const SEALED_BIT: u64 = 1 << 63;
 
 impl Block {
-    pub(crate) fn new(extent: Arc<Extent>, first_seq: u64, data_start: u64, end: u64, sealed: bool) -> Self {
+    pub(crate) fn new(
+        extent: Arc<Extent>,
+        first_seq: u64,
+        data_start: u64,
+        end: u64,
+        sealed: bool,
+    ) -> Self {
         let published = AtomicU64::new(end | if sealed { SEALED_BIT } else { 0 });
-        Self { extent, first_seq, data_start, published }
+        Self {
+            extent,
+            first_seq,
+            data_start,
+            published,
+        }
     }
 
     /// `(sealed, end)`: readers may read frames up to `end`, and past the block once sealed.

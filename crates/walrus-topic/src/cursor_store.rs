@@ -43,12 +43,17 @@ pub(crate) struct CursorStore {
 }
 
 fn decode_slot(bytes: &[u8], slot: u32) -> Option<(u64, String, PersistedCursor)> {
-    let Decoded::Frame(frame) = decode_frame(bytes) else { return None };
+    let Decoded::Frame(frame) = decode_frame(bytes) else {
+        return None;
+    };
     let p = frame.payload;
-    if frame.header.kind != CURSOR_KIND || frame.header.aux != slot || p.len() < CURSOR_FIXED_BYTES {
+    if frame.header.kind != CURSOR_KIND || frame.header.aux != slot || p.len() < CURSOR_FIXED_BYTES
+    {
         return None;
     }
-    let name = std::str::from_utf8(&p[CURSOR_FIXED_BYTES..]).ok()?.to_owned();
+    let name = std::str::from_utf8(&p[CURSOR_FIXED_BYTES..])
+        .ok()?
+        .to_owned();
     let cursor = PersistedCursor {
         next_seq: u64_at(p, 0),
         file_seq: u64_at(p, 8),
@@ -61,7 +66,11 @@ fn decode_slot(bytes: &[u8], slot: u32) -> Option<(u64, String, PersistedCursor)
 impl CursorStore {
     /// Opens the cursor files of `storage` and returns every topic's newest valid cursor.
     pub(crate) fn open(storage: Arc<dyn Storage>) -> Result<(Self, HashMap<String, LoadedCursor>)> {
-        let mut indexes: Vec<u32> = storage.list()?.iter().filter_map(|n| parse_cursor_file_name(n)).collect();
+        let mut indexes: Vec<u32> = storage
+            .list()?
+            .iter()
+            .filter_map(|n| parse_cursor_file_name(n))
+            .collect();
         indexes.sort_unstable();
         let mut files = Vec::new();
         let mut found: HashMap<String, LoadedCursor> = HashMap::new();
@@ -80,13 +89,21 @@ impl CursorStore {
                 let best = (0..2)
                     .filter_map(|half| {
                         let at = start + half * CURSOR_SLOT_BYTES as usize;
-                        bytes.get(at..at + CURSOR_SLOT_BYTES as usize).and_then(|b| decode_slot(b, slot))
+                        bytes
+                            .get(at..at + CURSOR_SLOT_BYTES as usize)
+                            .and_then(|b| decode_slot(b, slot))
                     })
                     .max_by_key(|(generation, _, _)| *generation);
                 if let Some((generation, name, cursor)) = best {
                     next_slot = slot + 1;
-                    let loaded = LoadedCursor { slot, generation, cursor };
-                    let keep = found.get(&name).is_none_or(|old| old.cursor.next_seq < cursor.next_seq);
+                    let loaded = LoadedCursor {
+                        slot,
+                        generation,
+                        cursor,
+                    };
+                    let keep = found
+                        .get(&name)
+                        .is_none_or(|old| old.cursor.next_seq < cursor.next_seq);
                     if keep {
                         found.insert(name, loaded);
                     }
@@ -94,7 +111,11 @@ impl CursorStore {
             }
             files.push(segment);
         }
-        let store = Self { storage, files: RwLock::new(files), next_slot: Mutex::new(next_slot) };
+        let store = Self {
+            storage,
+            files: RwLock::new(files),
+            next_slot: Mutex::new(next_slot),
+        };
         Ok((store, found))
     }
 
@@ -106,14 +127,23 @@ impl CursorStore {
         let mut files = self.files.write();
         while files.len() <= file_index as usize {
             let index = files.len() as u32;
-            files.push(self.storage.create(&cursor_file_name(index), CURSOR_FILE_BYTES)?);
+            files.push(
+                self.storage
+                    .create(&cursor_file_name(index), CURSOR_FILE_BYTES)?,
+            );
         }
         *next += 1;
         Ok(slot)
     }
 
     /// Writes `cursor` for `topic` into half `generation % 2` of `slot`, then syncs it.
-    pub(crate) fn persist(&self, slot: u32, generation: u64, topic: &str, cursor: &PersistedCursor) -> Result<()> {
+    pub(crate) fn persist(
+        &self,
+        slot: u32,
+        generation: u64,
+        topic: &str,
+        cursor: &PersistedCursor,
+    ) -> Result<()> {
         let segment = self.files.read()[(slot / CURSOR_TOPICS_PER_FILE) as usize].clone();
         let mut payload = [0u8; CURSOR_FIXED_BYTES + crate::format::TOPIC_NAME_BYTES_MAX];
         payload[0..8].copy_from_slice(&cursor.next_seq.to_le_bytes());
@@ -123,7 +153,12 @@ impl CursorStore {
         let end = CURSOR_FIXED_BYTES + topic.len();
         payload[CURSOR_FIXED_BYTES..end].copy_from_slice(topic.as_bytes());
         let mut bytes = Vec::with_capacity(CURSOR_SLOT_BYTES as usize);
-        let header = FrameHeader { kind: CURSOR_KIND, flags: 0, aux: slot, seq: generation };
+        let header = FrameHeader {
+            kind: CURSOR_KIND,
+            flags: 0,
+            aux: slot,
+            seq: generation,
+        };
         encode_frame(&mut bytes, &header, &payload[..end]);
         bytes.resize(CURSOR_SLOT_BYTES as usize, 0);
         let pair = u64::from(slot % CURSOR_TOPICS_PER_FILE);

@@ -114,25 +114,34 @@ pub(crate) struct Ticker {
 }
 
 impl Ticker {
-    pub(crate) fn start(durability: Arc<Durability>, alloc: Arc<Allocator>, every: Duration) -> std::io::Result<Self> {
+    pub(crate) fn start(
+        durability: Arc<Durability>,
+        alloc: Arc<Allocator>,
+        every: Duration,
+    ) -> std::io::Result<Self> {
         let worker = Arc::clone(&durability);
-        let handle = std::thread::Builder::new().name("walrus-fsync".into()).spawn(move || {
-            loop {
-                {
-                    let mut state = worker.state.lock();
-                    if !state.stop {
-                        let _ = worker.changed.wait_for(&mut state, every);
+        let handle = std::thread::Builder::new()
+            .name("walrus-fsync".into())
+            .spawn(move || {
+                loop {
+                    {
+                        let mut state = worker.state.lock();
+                        if !state.stop {
+                            let _ = worker.changed.wait_for(&mut state, every);
+                        }
+                        if state.stop {
+                            return;
+                        }
                     }
-                    if state.stop {
-                        return;
-                    }
+                    let issued = worker.issued();
+                    // Errors poison the instance inside `wait_durable`; the appenders see them.
+                    let _ = worker.wait_durable(issued, &alloc);
                 }
-                let issued = worker.issued();
-                // Errors poison the instance inside `wait_durable`; the appenders see them.
-                let _ = worker.wait_durable(issued, &alloc);
-            }
-        })?;
-        Ok(Self { durability, handle: Some(handle) })
+            })?;
+        Ok(Self {
+            durability,
+            handle: Some(handle),
+        })
     }
 }
 

@@ -61,10 +61,16 @@ impl Engine {
     /// Opens the engine for `config.dir`, or returns the one this process already has open
     /// there. Another process holding the directory makes this fail with `WouldBlock`.
     pub fn open(config: EngineConfig) -> Result<Arc<Self>> {
-        std::fs::create_dir_all(&config.dir)
-            .map_err(|e| walrus_storage::Error::Io { op: "create directory", path: config.dir.clone(), source: e })?;
-        let key = std::fs::canonicalize(&config.dir)
-            .map_err(|e| walrus_storage::Error::Io { op: "resolve", path: config.dir.clone(), source: e })?;
+        std::fs::create_dir_all(&config.dir).map_err(|e| walrus_storage::Error::Io {
+            op: "create directory",
+            path: config.dir.clone(),
+            source: e,
+        })?;
+        let key = std::fs::canonicalize(&config.dir).map_err(|e| walrus_storage::Error::Io {
+            op: "resolve",
+            path: config.dir.clone(),
+            source: e,
+        })?;
         let mut engines = registry().lock();
         engines.retain(|_, weak| weak.strong_count() > 0);
         if let Some(engine) = engines.get(&key).and_then(Weak::upgrade) {
@@ -84,7 +90,11 @@ impl Engine {
         Ok(Arc::new(Self::open_inner(storage, config, None)?))
     }
 
-    fn open_inner(storage: Arc<dyn Storage>, config: EngineConfig, lock: Option<DirLock>) -> Result<Self> {
+    fn open_inner(
+        storage: Arc<dyn Storage>,
+        config: EngineConfig,
+        lock: Option<DirLock>,
+    ) -> Result<Self> {
         let started = Instant::now();
         let alloc = Arc::new(Allocator::new(Arc::clone(&storage), config.alloc)?);
         let (files, bad) = alloc.recover()?;
@@ -128,19 +138,29 @@ impl Engine {
             ticker: Mutex::new(None),
             _lock: lock,
         };
-        engine.counters.corrupt_entries.store(report.corrupt_frames, Ordering::Relaxed);
+        engine
+            .counters
+            .corrupt_entries
+            .store(report.corrupt_frames, Ordering::Relaxed);
         engine.ensure_ticker(engine.config.fsync)?;
         Ok(engine)
     }
 
     /// Starts the background sync thread if `schedule` needs one and none runs yet.
     pub(crate) fn ensure_ticker(&self, schedule: FsyncSchedule) -> Result<()> {
-        let FsyncSchedule::Milliseconds(ms) = schedule else { return Ok(()) };
+        let FsyncSchedule::Milliseconds(ms) = schedule else {
+            return Ok(());
+        };
         let mut ticker = self.ticker.lock();
         if ticker.is_none() {
             let every = Duration::from_millis(ms.max(1));
-            let started = Ticker::start(Arc::clone(&self.durability), Arc::clone(&self.alloc), every)
-                .map_err(|e| walrus_storage::Error::Io { op: "spawn fsync thread", path: self.config.dir.clone(), source: e })?;
+            let started =
+                Ticker::start(Arc::clone(&self.durability), Arc::clone(&self.alloc), every)
+                    .map_err(|e| walrus_storage::Error::Io {
+                        op: "spawn fsync thread",
+                        path: self.config.dir.clone(),
+                        source: e,
+                    })?;
             *ticker = Some(started);
         }
         Ok(())
@@ -161,9 +181,14 @@ impl Engine {
             )));
         }
         let mut topics = self.topics.write();
-        let topic = topics
-            .entry(name.to_owned())
-            .or_insert_with(|| Arc::new(Topic::new(name.to_owned(), 0, VecDeque::new(), ReaderState::default())));
+        let topic = topics.entry(name.to_owned()).or_insert_with(|| {
+            Arc::new(Topic::new(
+                name.to_owned(),
+                0,
+                VecDeque::new(),
+                ReaderState::default(),
+            ))
+        });
         Ok(Arc::clone(topic))
     }
 
@@ -203,8 +228,7 @@ fn position_topic(name: String, found: RecoveredTopic, cursor: Option<LoadedCurs
         Some(block) => locate(block, reader.next_seq, cursor),
         None => 0,
     };
-    let topic = Topic::new(name, next_seq, chain, reader);
-    topic
+    Topic::new(name, next_seq, chain, reader)
 }
 
 /// Offset in `block` of the entry with sequence number `seq` (or the block's end).

@@ -58,7 +58,8 @@ pub(crate) fn cursor_file_name(index: u32) -> String {
 /// Number of a cursor file, from its name.
 pub(crate) fn parse_cursor_file_name(name: &str) -> Option<u32> {
     let digits = name.strip_prefix("cursors-")?.strip_suffix(".idx")?;
-    (digits.len() == 4 && digits.bytes().all(|b| b.is_ascii_digit())).then(|| digits.parse().ok())?
+    (digits.len() == 4 && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| digits.parse().ok())?
 }
 
 pub(crate) fn u64_at(bytes: &[u8], at: usize) -> u64 {

@@ -26,8 +26,8 @@ pub use engine::Engine;
 pub use error::{Error, Result};
 pub use format::{BATCH_BYTES_MAX, BATCH_ENTRIES_MAX, ENTRY_BYTES_MAX, TOPIC_NAME_BYTES_MAX};
 pub use namespace::{
-    DEFAULT_DATA_DIR, __clear_thread_namespace_for_tests, __current_thread_namespace_for_tests,
-    __set_thread_namespace_for_tests, sanitize_key,
+    __clear_thread_namespace_for_tests, __current_thread_namespace_for_tests,
+    __set_thread_namespace_for_tests, DEFAULT_DATA_DIR, sanitize_key,
 };
 pub use read::ReadEntry;
 pub use stats::Stats;

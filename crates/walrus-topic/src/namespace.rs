@@ -41,7 +41,13 @@ fn fnv1a64(bytes: &[u8]) -> u64 {
 pub fn sanitize_key(key: &str) -> String {
     let name: String = key
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     if name.chars().all(|c| c == '_') {
         format!("ns_{:x}", fnv1a64(key.as_bytes()))
@@ -52,7 +58,8 @@ pub fn sanitize_key(key: &str) -> String {
 
 /// `WALRUS_DATA_DIR`, read at every call, or [`DEFAULT_DATA_DIR`].
 pub(crate) fn data_dir() -> PathBuf {
-    std::env::var_os("WALRUS_DATA_DIR").map_or_else(|| PathBuf::from(DEFAULT_DATA_DIR), PathBuf::from)
+    std::env::var_os("WALRUS_DATA_DIR")
+        .map_or_else(|| PathBuf::from(DEFAULT_DATA_DIR), PathBuf::from)
 }
 
 /// Root of an instance opened without a key: the thread namespace, else

@@ -27,9 +27,15 @@ pub struct ReadEntry {
 
 /// What lies at a position of a block.
 enum Step {
-    Entry { seq: u64, data: Vec<u8>, next: u64 },
+    Entry {
+        seq: u64,
+        data: Vec<u8>,
+        next: u64,
+    },
     /// Damaged bytes; the next valid frame (or the end) is at `resume`.
-    Damaged { resume: u64 },
+    Damaged {
+        resume: u64,
+    },
 }
 
 /// A position in a topic's chain: the block's index in the chain and the offset in it.
@@ -42,14 +48,18 @@ struct Position {
 const FIRST_READ_BYTES: usize = 4096;
 
 fn read_step(block: &Block, offset: u64, end: u64) -> Result<Step> {
-    let Some(segment) = block.segment() else { return Ok(Step::Damaged { resume: end }) };
+    let Some(segment) = block.segment() else {
+        return Ok(Step::Damaged { resume: end });
+    };
     let available = (end - offset) as usize;
     let mut head = [0u8; FIRST_READ_BYTES];
     let first = available.min(FIRST_READ_BYTES);
     segment.read_at(block.file_offset(offset), &mut head[..first])?;
     let big;
     let bytes: &[u8] = match decode_frame(&head[..first]) {
-        Decoded::Invalid(walrus_storage::FrameError::Truncated { needed, .. }) if needed <= available && first >= FRAME_HEADER_BYTES => {
+        Decoded::Invalid(walrus_storage::FrameError::Truncated { needed, .. })
+            if needed <= available && first >= FRAME_HEADER_BYTES =>
+        {
             let mut whole = vec![0u8; needed];
             segment.read_at(block.file_offset(offset), &mut whole)?;
             big = whole;
@@ -89,7 +99,9 @@ pub(crate) fn find_seq(block: &Block, seq: u64, end: u64) -> Option<u64> {
     let mut offset = block.data_start;
     while offset < end {
         match read_step(block, offset, end).ok()? {
-            Step::Entry { seq: found, next, .. } => {
+            Step::Entry {
+                seq: found, next, ..
+            } => {
                 if found >= seq {
                     return Some(offset);
                 }
@@ -102,11 +114,20 @@ pub(crate) fn find_seq(block: &Block, seq: u64, end: u64) -> Option<u64> {
 }
 
 impl Engine {
-    fn report_damage(&self, topic: &Topic, reader: &mut ReaderState, block: &Block, offset: u64, resume: u64) {
+    fn report_damage(
+        &self,
+        topic: &Topic,
+        reader: &mut ReaderState,
+        block: &Block,
+        offset: u64,
+        resume: u64,
+    ) {
         let key = (block.extent.file().seq(), block.file_offset(offset));
         if reader.last_corruption != Some(key) {
             reader.last_corruption = Some(key);
-            self.counters.corrupt_entries.fetch_add(1, Ordering::Relaxed);
+            self.counters
+                .corrupt_entries
+                .fetch_add(1, Ordering::Relaxed);
             tracing::warn!(
                 topic = %topic.name,
                 file = %block.extent.file().name(),
@@ -119,12 +140,24 @@ impl Engine {
 
     /// Reads the entry at the cursor. With `checkpoint` the cursor moves past it (and is
     /// persisted as `consistency` asks); without, nothing changes.
-    pub fn read_next(&self, topic: &str, checkpoint: bool, consistency: ReadConsistency) -> Result<Option<ReadEntry>> {
-        let Some(topic) = self.topic(topic) else { return Ok(None) };
+    pub fn read_next(
+        &self,
+        topic: &str,
+        checkpoint: bool,
+        consistency: ReadConsistency,
+    ) -> Result<Option<ReadEntry>> {
+        let Some(topic) = self.topic(topic) else {
+            return Ok(None);
+        };
         let mut reader = topic.reader.lock();
-        let mut pos = Position { index: 0, offset: reader.offset };
+        let mut pos = Position {
+            index: 0,
+            offset: reader.offset,
+        };
         loop {
-            let Some(block) = topic.block_at(pos.index) else { break };
+            let Some(block) = topic.block_at(pos.index) else {
+                break;
+            };
             let (sealed, end) = block.visible();
             let offset = pos.offset.max(block.data_start);
             if offset < end {
@@ -132,7 +165,17 @@ impl Engine {
                     Step::Entry { seq, data, next } => {
                         self.counters.reads.fetch_add(1, Ordering::Relaxed);
                         if checkpoint {
-                            self.commit(&topic, &mut reader, Position { index: pos.index, offset: next }, seq + 1, 1, consistency)?;
+                            self.commit(
+                                &topic,
+                                &mut reader,
+                                Position {
+                                    index: pos.index,
+                                    offset: next,
+                                },
+                                seq + 1,
+                                1,
+                                consistency,
+                            )?;
                         }
                         return Ok(Some(ReadEntry { seq, data }));
                     }
@@ -142,7 +185,10 @@ impl Engine {
                     }
                 }
             } else if sealed {
-                pos = Position { index: pos.index + 1, offset: 0 };
+                pos = Position {
+                    index: pos.index + 1,
+                    offset: 0,
+                };
             } else {
                 break;
             }
@@ -157,10 +203,21 @@ impl Engine {
 
     /// Reads entries from the cursor until their payloads would exceed `max_bytes` (at least
     /// one entry when any is available), at most 2,000, never skipping one.
-    pub fn batch_read(&self, topic: &str, max_bytes: usize, checkpoint: bool, consistency: ReadConsistency) -> Result<Vec<ReadEntry>> {
-        let Some(topic) = self.topic(topic) else { return Ok(Vec::new()) };
+    pub fn batch_read(
+        &self,
+        topic: &str,
+        max_bytes: usize,
+        checkpoint: bool,
+        consistency: ReadConsistency,
+    ) -> Result<Vec<ReadEntry>> {
+        let Some(topic) = self.topic(topic) else {
+            return Ok(Vec::new());
+        };
         let mut reader = topic.reader.lock();
-        let mut pos = Position { index: 0, offset: reader.offset };
+        let mut pos = Position {
+            index: 0,
+            offset: reader.offset,
+        };
         let mut entries: Vec<ReadEntry> = Vec::new();
         let mut payload_bytes = 0usize;
         let mut next_seq = reader.next_seq;
@@ -170,7 +227,9 @@ impl Engine {
             while offset < end {
                 let budget = max_bytes.saturating_sub(payload_bytes);
                 let want = ((end - offset) as usize).min(budget.saturating_add(64 * 1024));
-                let Some(segment) = block.segment() else { break };
+                let Some(segment) = block.segment() else {
+                    break;
+                };
                 let mut buf = vec![0u8; want.max(FRAME_HEADER_BYTES.min((end - offset) as usize))];
                 segment.read_at(block.file_offset(offset), &mut buf)?;
                 let mut at = 0usize;
@@ -191,12 +250,15 @@ impl Engine {
                             }
                             payload_bytes += len;
                             next_seq = frame.header.seq + 1;
-                            entries.push(ReadEntry { seq: frame.header.seq, data: frame.payload.to_vec() });
+                            entries.push(ReadEntry {
+                                seq: frame.header.seq,
+                                data: frame.payload.to_vec(),
+                            });
                             at += frame.frame_len;
                         }
-                        Decoded::Invalid(walrus_storage::FrameError::Truncated { needed, .. })
-                            if offset + at as u64 + needed as u64 <= end =>
-                        {
+                        Decoded::Invalid(walrus_storage::FrameError::Truncated {
+                            needed, ..
+                        }) if offset + at as u64 + needed as u64 <= end => {
                             // The frame continues past this read: read again from it.
                             break;
                         }
@@ -205,7 +267,13 @@ impl Engine {
                             let step = read_step(&block, frame_offset, end)?;
                             match step {
                                 Step::Damaged { resume } => {
-                                    self.report_damage(&topic, &mut reader, &block, frame_offset, resume);
+                                    self.report_damage(
+                                        &topic,
+                                        &mut reader,
+                                        &block,
+                                        frame_offset,
+                                        resume,
+                                    );
                                     at = (resume - offset) as usize;
                                     if at >= buf.len() {
                                         break;
@@ -242,11 +310,23 @@ impl Engine {
             if !sealed || offset < end {
                 break;
             }
-            pos = Position { index: pos.index + 1, offset: 0 };
+            pos = Position {
+                index: pos.index + 1,
+                offset: 0,
+            };
         }
-        self.counters.reads.fetch_add(entries.len() as u64, Ordering::Relaxed);
+        self.counters
+            .reads
+            .fetch_add(entries.len() as u64, Ordering::Relaxed);
         if checkpoint && (!entries.is_empty() || pos.index > 0) {
-            self.commit(&topic, &mut reader, pos, next_seq, entries.len() as u64, consistency)?;
+            self.commit(
+                &topic,
+                &mut reader,
+                pos,
+                next_seq,
+                entries.len() as u64,
+                consistency,
+            )?;
         }
         Ok(entries)
     }
@@ -275,7 +355,9 @@ impl Engine {
         reader.unpersisted += delivered;
         let due = match consistency {
             ReadConsistency::StrictlyAtOnce => reader.unpersisted > 0,
-            ReadConsistency::AtLeastOnce { persist_every } => reader.unpersisted >= u64::from(persist_every.max(1)),
+            ReadConsistency::AtLeastOnce { persist_every } => {
+                reader.unpersisted >= u64::from(persist_every.max(1))
+            }
         };
         if due {
             self.persist(topic, reader)?;
@@ -300,8 +382,11 @@ impl Engine {
             offset: reader.offset,
         };
         reader.generation += 1;
-        self.cursors.persist(slot, reader.generation, &topic.name, &cursor)?;
-        self.counters.cursor_persists.fetch_add(1, Ordering::Relaxed);
+        self.cursors
+            .persist(slot, reader.generation, &topic.name, &cursor)?;
+        self.counters
+            .cursor_persists
+            .fetch_add(1, Ordering::Relaxed);
         reader.unpersisted = 0;
         Ok(())
     }

@@ -78,7 +78,9 @@ pub(crate) fn recover(files: &[RecoveredFile]) -> Result<RecoveryReport> {
         let mut chain: Vec<ScannedBlock> = Vec::new();
         let mut dropped: Vec<ScannedBlock> = Vec::new();
         for block in blocks {
-            let continues = chain.last().is_none_or(|prev| prev.next_seq == block.first_seq);
+            let continues = chain
+                .last()
+                .is_none_or(|prev| prev.next_seq == block.first_seq);
             if continues && dropped.is_empty() {
                 chain.push(block);
             } else {
@@ -119,7 +121,13 @@ pub(crate) fn recover(files: &[RecoveredFile]) -> Result<RecoveryReport> {
                 remember(&mut touched, block.extent.file());
             }
             topic.next_seq = block.next_seq;
-            topic.blocks.push(Arc::new(Block::new(block.extent, block.first_seq, block.data_start, block.end, true)));
+            topic.blocks.push(Arc::new(Block::new(
+                block.extent,
+                block.first_seq,
+                block.data_start,
+                block.end,
+                true,
+            )));
         }
         report.topics.insert(name, topic);
     }
@@ -154,8 +162,14 @@ fn neutralize(block: &ScannedBlock) -> Result<()> {
     zero(&block.extent, 0, block.data_start)
 }
 
-fn scan_file(file: &Arc<SegmentFile>, buf: &mut Vec<u8>, report: &mut RecoveryReport) -> Result<Vec<ScannedBlock>> {
-    let Some(segment) = file.segment() else { return Ok(Vec::new()) };
+fn scan_file(
+    file: &Arc<SegmentFile>,
+    buf: &mut Vec<u8>,
+    report: &mut RecoveryReport,
+) -> Result<Vec<ScannedBlock>> {
+    let Some(segment) = file.segment() else {
+        return Ok(Vec::new());
+    };
     let mut blocks = Vec::new();
     let mut index = 0u32;
     while index < file.block_count() {
@@ -178,7 +192,9 @@ fn scan_file(file: &Arc<SegmentFile>, buf: &mut Vec<u8>, report: &mut RecoveryRe
         };
         let extent_blocks = header.header.aux.max(1);
         let name = std::str::from_utf8(header.payload).ok().map(str::to_owned);
-        let fits = index.checked_add(extent_blocks).is_some_and(|end| end <= file.block_count());
+        let fits = index
+            .checked_add(extent_blocks)
+            .is_some_and(|end| end <= file.block_count());
         let (Some(name), true) = (name, fits) else {
             report.corrupt_frames += 1;
             tracing::warn!(file = %segment.path().display(), offset, "block header with bad topic or size: block skipped");
@@ -192,7 +208,15 @@ fn scan_file(file: &Arc<SegmentFile>, buf: &mut Vec<u8>, report: &mut RecoveryRe
         let data_start = header.frame_len as u64;
         buf.resize((extent.len() - data_start) as usize, 0);
         segment.read_at(extent.offset() + data_start, buf)?;
-        blocks.push(scan_block(extent, name, header.header.seq, data_start, buf, segment.path(), report));
+        blocks.push(scan_block(
+            extent,
+            name,
+            header.header.seq,
+            data_start,
+            buf,
+            segment.path(),
+            report,
+        ));
         index += extent_blocks;
     }
     Ok(blocks)
@@ -217,7 +241,11 @@ fn scan_block(
         complete_end: data_start,
         complete_next_seq: first_seq,
         any_complete: false,
-        dirty_end: data_start + buf.iter().rposition(|b| *b != 0).map_or(0, |p| p as u64 + 1),
+        dirty_end: data_start
+            + buf
+                .iter()
+                .rposition(|b| *b != 0)
+                .map_or(0, |p| p as u64 + 1),
     };
     let file_base = block.extent.offset();
     for item in Scanner::new(buf, data_start) {
@@ -236,7 +264,11 @@ fn scan_block(
                     block.any_complete = true;
                 }
             }
-            ScanItem::Corrupt { offset, error, resumed_at } => {
+            ScanItem::Corrupt {
+                offset,
+                error,
+                resumed_at,
+            } => {
                 report.corrupt_frames += 1;
                 tracing::warn!(
                     file = %path.display(),

@@ -49,10 +49,20 @@ pub(crate) struct ReaderState {
 }
 
 impl Topic {
-    pub(crate) fn new(name: String, next_seq: u64, chain: VecDeque<Arc<Block>>, reader: ReaderState) -> Self {
+    pub(crate) fn new(
+        name: String,
+        next_seq: u64,
+        chain: VecDeque<Arc<Block>>,
+        reader: ReaderState,
+    ) -> Self {
         Self {
             name,
-            writer: Mutex::new(WriterState { active: None, write_offset: 0, next_seq, scratch: Vec::new() }),
+            writer: Mutex::new(WriterState {
+                active: None,
+                write_offset: 0,
+                next_seq,
+                scratch: Vec::new(),
+            }),
             batch_active: AtomicBool::new(false),
             chain: RwLock::new(chain),
             reader: Mutex::new(reader),

@@ -49,7 +49,13 @@ impl WalIndex {
                     let p = frame.payload;
                     if frame.header.kind == INDEX_ENTRY_KIND && p.len() >= 16 {
                         let key = String::from_utf8_lossy(&p[16..]).into_owned();
-                        map.insert(key, BlockPos { cur_block_idx: u64_at(p, 0), cur_block_offset: u64_at(p, 8) });
+                        map.insert(
+                            key,
+                            BlockPos {
+                                cur_block_idx: u64_at(p, 0),
+                                cur_block_offset: u64_at(p, 8),
+                            },
+                        );
                     }
                     at += frame.frame_len;
                 }
@@ -62,7 +68,13 @@ impl WalIndex {
 
     /// Sets `key` and persists the map.
     pub fn set(&mut self, key: String, idx: u64, offset: u64) -> io::Result<()> {
-        self.map.insert(key, BlockPos { cur_block_idx: idx, cur_block_offset: offset });
+        self.map.insert(
+            key,
+            BlockPos {
+                cur_block_idx: idx,
+                cur_block_offset: offset,
+            },
+        );
         self.persist()
     }
 
@@ -87,7 +99,14 @@ impl WalIndex {
             payload.extend_from_slice(&pos.cur_block_idx.to_le_bytes());
             payload.extend_from_slice(&pos.cur_block_offset.to_le_bytes());
             payload.extend_from_slice(key.as_bytes());
-            encode_frame(&mut bytes, &FrameHeader { kind: INDEX_ENTRY_KIND, ..Default::default() }, &payload);
+            encode_frame(
+                &mut bytes,
+                &FrameHeader {
+                    kind: INDEX_ENTRY_KIND,
+                    ..Default::default()
+                },
+                &payload,
+            );
         }
         let tmp = self.path.with_extension("db.tmp");
         let mut file = fs::File::create(&tmp)?;

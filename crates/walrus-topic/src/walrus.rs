@@ -63,8 +63,14 @@ impl Walrus {
     }
 
     /// Opens the default instance with the given read consistency and fsync schedule.
-    pub fn with_consistency_and_schedule(mode: ReadConsistency, fsync_schedule: FsyncSchedule) -> io::Result<Self> {
-        WalrusBuilder::new().consistency(mode).fsync_schedule(fsync_schedule).build()
+    pub fn with_consistency_and_schedule(
+        mode: ReadConsistency,
+        fsync_schedule: FsyncSchedule,
+    ) -> io::Result<Self> {
+        WalrusBuilder::new()
+            .consistency(mode)
+            .fsync_schedule(fsync_schedule)
+            .build()
     }
 
     /// Opens the instance of `key` (under `WALRUS_DATA_DIR`).
@@ -83,7 +89,11 @@ impl Walrus {
         mode: ReadConsistency,
         fsync_schedule: FsyncSchedule,
     ) -> io::Result<Self> {
-        WalrusBuilder::new().key(key).consistency(mode).fsync_schedule(fsync_schedule).build()
+        WalrusBuilder::new()
+            .key(key)
+            .consistency(mode)
+            .fsync_schedule(fsync_schedule)
+            .build()
     }
 
     /// A builder for instances with an explicit directory or other options.
@@ -111,15 +121,27 @@ impl Walrus {
     /// Returns the next entry of `col_name`. With `checkpoint` the cursor moves past it;
     /// without (a peek), the same entry comes back next time.
     pub fn read_next(&self, col_name: &str, checkpoint: bool) -> io::Result<Option<Entry>> {
-        let entry = self.engine.read_next(col_name, checkpoint, self.consistency)?;
+        let entry = self
+            .engine
+            .read_next(col_name, checkpoint, self.consistency)?;
         Ok(entry.map(|e| Entry { data: e.data }))
     }
 
     /// Returns entries from the cursor whose payloads add up to at most `max_bytes` (at least
     /// one entry if any is available, at most 2,000), in order, never skipping one.
-    pub fn batch_read_for_topic(&self, col_name: &str, max_bytes: usize, checkpoint: bool) -> io::Result<Vec<Entry>> {
-        let entries = self.engine.batch_read(col_name, max_bytes, checkpoint, self.consistency)?;
-        Ok(entries.into_iter().map(|e| Entry { data: e.data }).collect())
+    pub fn batch_read_for_topic(
+        &self,
+        col_name: &str,
+        max_bytes: usize,
+        checkpoint: bool,
+    ) -> io::Result<Vec<Entry>> {
+        let entries = self
+            .engine
+            .batch_read(col_name, max_bytes, checkpoint, self.consistency)?;
+        Ok(entries
+            .into_iter()
+            .map(|e| Entry { data: e.data })
+            .collect())
     }
 
     /// Makes everything appended so far, by any handle on this directory, durable.
@@ -235,7 +257,9 @@ impl WalrusBuilder {
 
     /// Opens the instance, recovering whatever an earlier run left in its directory.
     pub fn build(self) -> io::Result<Walrus> {
-        let fd = self.fd_backend.unwrap_or_else(|| FD_BACKEND.load(Ordering::Relaxed));
+        let fd = self
+            .fd_backend
+            .unwrap_or_else(|| FD_BACKEND.load(Ordering::Relaxed));
         let backend = match (fd, self.io_uring) {
             (false, _) => BackendKind::Mmap,
             (true, true) => BackendKind::FdUring,
@@ -250,6 +274,10 @@ impl WalrusBuilder {
             quiet: namespace::quiet(),
         };
         let engine = Engine::open(config)?;
-        Ok(Walrus { engine, consistency: self.consistency, schedule: self.schedule })
+        Ok(Walrus {
+            engine,
+            consistency: self.consistency,
+            schedule: self.schedule,
+        })
     }
 }

@@ -1,0 +1,12 @@
+//! Integration tests of the public API: semantics, durability, recovery, concurrency.
+
+mod support;
+
+mod basics;
+mod batches;
+mod corruption;
+mod crash;
+mod cursors;
+mod instances;
+mod namespaces;
+mod sizes;

@@ -1,0 +1,69 @@
+//! Shared helpers: temporary instances over every backend and schedule.
+
+use std::path::Path;
+
+use walrus_rust::{FsyncSchedule, ReadConsistency, Walrus};
+
+/// Both backends: fd (with io_uring where available) and mmap.
+pub(crate) const BACKENDS: [bool; 2] = [true, false];
+
+/// All three schedules.
+pub(crate) const SCHEDULES: [FsyncSchedule; 3] = [
+    FsyncSchedule::SyncEach,
+    FsyncSchedule::Milliseconds(5),
+    FsyncSchedule::NoFsync,
+];
+
+pub(crate) fn open(dir: &Path, fd: bool, schedule: FsyncSchedule, mode: ReadConsistency) -> Walrus {
+    Walrus::builder()
+        .data_dir(dir.to_path_buf())
+        .fd_backend(fd)
+        .fsync_schedule(schedule)
+        .consistency(mode)
+        .build()
+        .unwrap()
+}
+
+/// Small blocks so tests cross block and file boundaries quickly.
+pub(crate) fn open_small(
+    dir: &Path,
+    fd: bool,
+    schedule: FsyncSchedule,
+    mode: ReadConsistency,
+) -> Walrus {
+    Walrus::builder()
+        .data_dir(dir.to_path_buf())
+        .fd_backend(fd)
+        .fsync_schedule(schedule)
+        .consistency(mode)
+        .block_bytes(64 * 1024)
+        .blocks_per_file(4)
+        .build()
+        .unwrap()
+}
+
+pub(crate) fn strict() -> ReadConsistency {
+    ReadConsistency::StrictlyAtOnce
+}
+
+pub(crate) fn drain(wal: &Walrus, topic: &str) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    while let Some(entry) = wal.read_next(topic, true).unwrap() {
+        out.push(entry.data);
+    }
+    out
+}
+
+pub(crate) fn payload(i: usize) -> Vec<u8> {
+    format!("entry-{i:06}").into_bytes()
+}
+
+/// Runs `f` for every backend and schedule, each in a fresh directory.
+pub(crate) fn each_config(mut f: impl FnMut(&Path, bool, FsyncSchedule)) {
+    for fd in BACKENDS {
+        for schedule in SCHEDULES {
+            let dir = tempfile::tempdir().unwrap();
+            f(dir.path(), fd, schedule);
+        }
+    }
+}
