@@ -1,1 +1,1 @@
-//! placeholder
+//! Shared helpers for the Walrus benchmarks (temporary directories, payloads).

@@ -199,3 +199,41 @@ fn wait_for_batches_makes_concurrent_batches_all_succeed() {
     handles.into_iter().for_each(|h| h.join().unwrap());
     assert_eq!(drain(&wal, "t").len(), 4 * 20 * 31);
 }
+
+#[test]
+fn concurrent_reader_never_sees_part_of_a_batch() {
+    for fd in BACKENDS {
+        let dir = tempfile::tempdir().unwrap();
+        let wal = Arc::new(open_small(dir.path(), fd, FsyncSchedule::NoFsync, strict()));
+        let writer = {
+            let wal = Arc::clone(&wal);
+            std::thread::spawn(move || {
+                for b in 0..200 {
+                    // 50 entries of ~1 KiB: most batches cross a 64 KiB block boundary.
+                    let entries: Vec<Vec<u8>> =
+                        (0..50).map(|i| vec![(b * 50 + i) as u8; 1000]).collect();
+                    wal.batch_append_for_topic("t", &refs(&entries)).unwrap();
+                }
+            })
+        };
+        let mut read = 0usize;
+        let mut nones = 0usize;
+        while read < 200 * 50 {
+            match wal.read_next("t", true).unwrap() {
+                Some(_) => read += 1,
+                None => {
+                    nones += 1;
+                    assert_eq!(
+                        read % 50,
+                        0,
+                        "saw {} entries of a batch (fd={fd})",
+                        read % 50
+                    );
+                    std::thread::yield_now();
+                }
+            }
+        }
+        writer.join().unwrap();
+        assert_eq!(read, 10_000);
+    }
+}
