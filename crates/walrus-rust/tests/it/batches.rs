@@ -217,12 +217,10 @@ fn concurrent_reader_never_sees_part_of_a_batch() {
             })
         };
         let mut read = 0usize;
-        let mut nones = 0usize;
         while read < 200 * 50 {
             match wal.read_next("t", true).unwrap() {
                 Some(_) => read += 1,
                 None => {
-                    nones += 1;
                     assert_eq!(
                         read % 50,
                         0,
