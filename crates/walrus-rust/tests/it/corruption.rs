@@ -6,16 +6,6 @@ use walrus_rust::FsyncSchedule;
 
 use crate::support::*;
 
-fn wal_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "wal"))
-        .collect();
-    files.sort();
-    files
-}
-
 /// Offset of `needle` in the only data file of `dir`.
 fn find(dir: &Path, needle: &[u8]) -> (PathBuf, usize) {
     for file in wal_files(dir) {

@@ -102,16 +102,7 @@ fn child_open_and_drop_many_times() {
         wal.append_for_topic("t", b"x").unwrap();
         drop(wal);
     }
-    let files = std::fs::read_dir(dir.path())
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .ends_with(".wal")
-        })
-        .count();
+    let files = wal_files(dir.path()).len();
     println!(
         "threads_before={threads} threads_after={} fds_before={fds} fds_after={} wal_files={files}",
         walrus_threads(),
@@ -144,16 +135,7 @@ fn opening_without_appending_creates_no_data_file() {
         let wal = open(dir.path(), true, FsyncSchedule::NoFsync, strict());
         assert!(wal.read_next("t", true).unwrap().is_none());
     }
-    let wal_files = std::fs::read_dir(dir.path())
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .ends_with(".wal")
-        })
-        .count();
+    let wal_files = wal_files(dir.path()).len();
     assert_eq!(wal_files, 0);
 }
 

@@ -100,13 +100,7 @@ fn environment_and_keys_choose_the_directory() {
 }
 
 fn has_wal_file(dir: &Path) -> bool {
-    std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .any(|e| e.file_name().to_string_lossy().ends_with(".wal"))
-        })
-        .unwrap_or(false)
+    !crate::support::wal_files(dir).is_empty()
 }
 
 #[test]

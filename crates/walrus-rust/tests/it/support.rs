@@ -1,6 +1,6 @@
 //! Shared helpers: temporary instances over every backend and schedule.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use walrus_rust::{FsyncSchedule, ReadConsistency, Walrus};
 
@@ -66,4 +66,17 @@ pub(crate) fn each_config(mut f: impl FnMut(&Path, bool, FsyncSchedule)) {
             f(dir.path(), fd, schedule);
         }
     }
+}
+
+/// The segment files (`*.wal`) of `dir`, sorted; none if `dir` does not exist.
+pub(crate) fn wal_files(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<_> = entries
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "wal"))
+        .collect();
+    files.sort();
+    files
 }
