@@ -65,7 +65,8 @@ pub struct Allocator {
     next_seq: Arc<AtomicU64>,
     current: Mutex<Option<Current>>,
     spare: Mutex<Spare>,
-    files: Mutex<Vec<Weak<SegmentFile>>>,
+    /// Every file not yet deleted, including a pre-created spare (shared with its thread).
+    files: Arc<Mutex<Vec<Weak<SegmentFile>>>>,
 }
 
 fn create_file(
@@ -105,7 +106,7 @@ impl Allocator {
             next_seq: Arc::new(AtomicU64::new(1)),
             current: Mutex::new(None),
             spare: Mutex::new(Spare::None),
-            files: Mutex::new(Vec::new()),
+            files: Arc::new(Mutex::new(Vec::new())),
         })
     }
 
@@ -271,9 +272,14 @@ impl Allocator {
         let storage = Arc::clone(&self.storage);
         let seq = self.take_seq();
         let (block_bytes, blocks) = (self.config.block_bytes, self.config.blocks_per_file);
+        let files = Arc::clone(&self.files);
         let spawned = std::thread::Builder::new()
             .name("walrus-precreate".into())
-            .spawn(move || create_file(&storage, seq, block_bytes, blocks));
+            .spawn(move || {
+                let file = create_file(&storage, seq, block_bytes, blocks)?;
+                files.lock().push(Arc::downgrade(&file));
+                Ok(file)
+            });
         match spawned {
             Ok(handle) => *spare = Spare::Pending(handle),
             Err(err) => tracing::warn!(error = %err, "cannot spawn file pre-creation thread"),
@@ -293,16 +299,16 @@ impl Allocator {
             },
             Spare::None => None,
         };
-        let file = match ready {
-            Some(file) => file,
-            None => create_file(
+        match ready {
+            // The pre-creation thread registered it already.
+            Some(file) => Ok(file),
+            None => Ok(self.register(create_file(
                 &self.storage,
                 self.take_seq(),
                 self.config.block_bytes,
                 self.config.blocks_per_file,
-            )?,
-        };
-        Ok(self.register(file))
+            )?)),
+        }
     }
 
     /// Stops handing out extents from the current file (used at shutdown and in tests).

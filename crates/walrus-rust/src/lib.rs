@@ -69,5 +69,6 @@ pub use wal::{
     disable_fd_backend, enable_fd_backend,
 };
 pub use walrus_topic::{
-    BATCH_BYTES_MAX, BATCH_ENTRIES_MAX, ENTRY_BYTES_MAX, TOPIC_NAME_BYTES_MAX, sanitize_key,
+    BATCH_BYTES_MAX, BATCH_ENTRIES_MAX, CursorTarget, ENTRY_BYTES_MAX, FORMAT_VERSION, FileInfo,
+    Finding, FindingKind, PurgeReport, ReadEntry, TOPIC_NAME_BYTES_MAX, TopicInfo, sanitize_key,
 };

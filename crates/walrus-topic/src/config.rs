@@ -48,4 +48,7 @@ pub struct EngineConfig {
     pub wait_for_batches: bool,
     /// Suppress debug-level log events (`WALRUS_QUIET`).
     pub quiet: bool,
+    /// Open for inspection only: recovery reports what it would cut instead of cutting, and
+    /// appends and checkpoints fail.
+    pub read_only: bool,
 }

@@ -46,6 +46,7 @@ pub struct Engine {
     pub(crate) topics: RwLock<FnvHashMap<String, Arc<Topic>>>,
     pub(crate) counters: Counters,
     pub(crate) recovery_time: Duration,
+    pub(crate) findings: Vec<recovery::Finding>,
     ticker: Mutex<Option<Ticker>>,
     _lock: Option<DirLock>,
 }
@@ -101,7 +102,7 @@ impl Engine {
         for err in &bad {
             tracing::warn!(error = %err, "segment file not recovered");
         }
-        let mut report = recovery::recover(&files)?;
+        let mut report = recovery::recover(&files, config.read_only)?;
         let (cursors, loaded) = CursorStore::open(Arc::clone(&storage))?;
         let mut topics = FnvHashMap::default();
         let mut names: Vec<String> = report.topics.keys().chain(loaded.keys()).cloned().collect();
@@ -135,6 +136,7 @@ impl Engine {
             topics: RwLock::new(topics),
             counters: Counters::default(),
             recovery_time,
+            findings: std::mem::take(&mut report.findings),
             ticker: Mutex::new(None),
             _lock: lock,
         };
@@ -171,6 +173,9 @@ impl Engine {
     }
 
     pub(crate) fn topic_or_create(&self, name: &str) -> Result<Arc<Topic>> {
+        if self.config.read_only {
+            return Err(Error::ReadOnly("append"));
+        }
         if let Some(topic) = self.topic(name) {
             return Ok(topic);
         }
@@ -211,6 +216,7 @@ fn position_topic(name: String, found: RecoveredTopic, cursor: Option<LoadedCurs
     if let Some(loaded) = cursor {
         reader.slot = Some(loaded.slot);
         reader.generation = loaded.generation;
+        reader.persisted_seq = Some(loaded.cursor.next_seq);
         if chain.is_empty() {
             // Every block was consumed and deleted: sequence numbers go on from the cursor.
             next_seq = next_seq.max(loaded.cursor.next_seq);
@@ -254,6 +260,9 @@ impl Drop for Engine {
     fn drop(&mut self) {
         // Stop the background thread before anything it uses goes away.
         self.ticker.lock().take();
+        if self.config.read_only {
+            return;
+        }
         if !matches!(self.config.fsync, FsyncSchedule::NoFsync)
             && let Err(err) = self.flush()
         {

@@ -29,6 +29,9 @@ pub enum Error {
     /// Another process has the directory open.
     #[error("{0}")]
     Locked(walrus_storage::Error),
+    /// The instance was opened read-only.
+    #[error("instance opened read-only: {0} refused")]
+    ReadOnly(&'static str),
 }
 
 impl Error {
@@ -40,6 +43,7 @@ impl Error {
             Self::InvalidInput(_) => io::ErrorKind::InvalidInput,
             Self::WouldBlock(_) => io::ErrorKind::WouldBlock,
             Self::Poisoned(_) => io::ErrorKind::Other,
+            Self::ReadOnly(_) => io::ErrorKind::PermissionDenied,
         }
     }
 }

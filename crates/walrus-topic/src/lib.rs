@@ -13,6 +13,7 @@ mod durability;
 mod engine;
 mod error;
 mod format;
+mod inspect;
 mod namespace;
 mod read;
 mod recovery;
@@ -23,13 +24,18 @@ mod walrus;
 
 pub use config::{EngineConfig, FsyncSchedule, ReadConsistency};
 pub use engine::Engine;
+
+/// The on-disk format version this build writes (docs/FORMAT.md).
+pub const FORMAT_VERSION: u8 = walrus_storage::FormatVersion::CURRENT as u8;
 pub use error::{Error, Result};
 pub use format::{BATCH_BYTES_MAX, BATCH_ENTRIES_MAX, ENTRY_BYTES_MAX, TOPIC_NAME_BYTES_MAX};
+pub use inspect::{CursorTarget, FileInfo, PurgeReport, TopicInfo};
 pub use namespace::{
     __clear_thread_namespace_for_tests, __current_thread_namespace_for_tests,
     __set_thread_namespace_for_tests, DEFAULT_DATA_DIR, sanitize_key,
 };
 pub use read::ReadEntry;
+pub use recovery::{Finding, FindingKind};
 pub use stats::Stats;
 pub use wal_index::{BlockPos, WalIndex};
 pub use walrus::{Entry, Walrus, WalrusBuilder, disable_fd_backend, enable_fd_backend};

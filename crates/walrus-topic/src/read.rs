@@ -26,7 +26,7 @@ pub struct ReadEntry {
 }
 
 /// What lies at a position of a block.
-enum Step {
+pub(crate) enum Step {
     Entry {
         seq: u64,
         data: Vec<u8>,
@@ -47,7 +47,7 @@ struct Position {
 
 const FIRST_READ_BYTES: usize = 4096;
 
-fn read_step(block: &Block, offset: u64, end: u64) -> Result<Step> {
+pub(crate) fn read_step(block: &Block, offset: u64, end: u64) -> Result<Step> {
     let Some(segment) = block.segment() else {
         return Ok(Step::Damaged { resume: end });
     };
@@ -342,6 +342,9 @@ impl Engine {
         delivered: u64,
         consistency: ReadConsistency,
     ) -> Result<()> {
+        if self.config.read_only {
+            return Err(crate::Error::ReadOnly("checkpoint"));
+        }
         if pos.index > 0 {
             let mut chain = topic.chain.write();
             for _ in 0..pos.index {
@@ -365,7 +368,7 @@ impl Engine {
         Ok(())
     }
 
-    fn persist(&self, topic: &Topic, reader: &mut ReaderState) -> Result<()> {
+    pub(crate) fn persist(&self, topic: &Topic, reader: &mut ReaderState) -> Result<()> {
         let slot = match reader.slot {
             Some(slot) => slot,
             None => {
@@ -388,6 +391,7 @@ impl Engine {
             .cursor_persists
             .fetch_add(1, Ordering::Relaxed);
         reader.unpersisted = 0;
+        reader.persisted_seq = Some(reader.next_seq);
         Ok(())
     }
 }

@@ -8,7 +8,7 @@
 //! what was appended. A batch whose last entry is missing is cut whole. Every cut is zeroed
 //! and synced before the instance accepts appends, so the next recovery sees the same state.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{collections::HashMap, path::PathBuf, sync::Arc};
 
 use walrus_alloc::{Extent, RecoveredFile, SegmentFile};
 use walrus_storage::{Decoded, ScanItem, Scanner, decode_frame};
@@ -26,13 +26,81 @@ pub(crate) struct RecoveredTopic {
     pub(crate) next_seq: u64,
 }
 
-/// What recovery found, for logs and stats.
+/// What recovery found, for logs, stats and `walrus-ctl verify`.
 #[derive(Debug, Default)]
 pub(crate) struct RecoveryReport {
     pub(crate) topics: HashMap<String, RecoveredTopic>,
     pub(crate) corrupt_frames: u64,
     pub(crate) dropped_blocks: u64,
     pub(crate) cut_bytes: u64,
+    pub(crate) findings: Vec<Finding>,
+}
+
+/// One thing recovery found wrong on disk, with where it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    /// The segment file.
+    pub file: PathBuf,
+    /// File offset of the problem.
+    pub offset: u64,
+    /// What it is.
+    pub kind: FindingKind,
+}
+
+/// The kinds of [`Finding`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FindingKind {
+    /// A damaged entry with valid entries after it: skipped, never returned.
+    CorruptEntry {
+        /// What was wrong with its bytes.
+        error: String,
+    },
+    /// A damaged block header: the block was skipped.
+    DamagedBlockHeader,
+    /// Bytes after the last valid entry of a block (a torn write): cut.
+    TornTail {
+        /// Bytes cut.
+        bytes: u64,
+    },
+    /// Entries of a batch whose last entry never reached the disk: cut.
+    PartialBatch {
+        /// Bytes cut.
+        bytes: u64,
+    },
+    /// A block that does not continue its topic (a hole before it): dropped.
+    DroppedBlock {
+        /// The block's topic.
+        topic: String,
+    },
+}
+
+impl Finding {
+    /// Whether this is corruption of data (as opposed to a torn or partial tail, which
+    /// crashes leave behind normally).
+    pub fn is_corruption(&self) -> bool {
+        matches!(
+            self.kind,
+            FindingKind::CorruptEntry { .. } | FindingKind::DamagedBlockHeader
+        )
+    }
+}
+
+impl std::fmt::Display for Finding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let at = format!("{} at offset {}", self.file.display(), self.offset);
+        match &self.kind {
+            FindingKind::CorruptEntry { error } => write!(f, "corrupt entry in {at}: {error}"),
+            FindingKind::DamagedBlockHeader => write!(f, "damaged block header in {at}"),
+            FindingKind::TornTail { bytes } => write!(f, "torn tail of {bytes} bytes in {at}"),
+            FindingKind::PartialBatch { bytes } => {
+                write!(f, "partial batch of {bytes} bytes in {at}")
+            }
+            FindingKind::DroppedBlock { topic } => {
+                write!(f, "block of topic {topic:?} after a hole in {at}")
+            }
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -49,8 +117,12 @@ struct ScannedBlock {
     complete_end: u64,
     complete_next_seq: u64,
     any_complete: bool,
+    /// Offset after the last valid frame the scan found, before any cut.
+    scanned_end: u64,
     /// Offset after the last non-zero byte of the extent.
     dirty_end: u64,
+    /// The file, for findings.
+    path: PathBuf,
 }
 
 impl ScannedBlock {
@@ -63,7 +135,10 @@ const HEADER_PROBE_BYTES: usize = walrus_storage::frame_len(TOPIC_NAME_BYTES_MAX
 
 /// Scans `files`, adopts their live extents, cuts torn tails and partial batches durably, and
 /// returns the topics. Every file is finished (and deleted if nothing in it is live).
-pub(crate) fn recover(files: &[RecoveredFile]) -> Result<RecoveryReport> {
+///
+/// With `read_only`, nothing is written and no file is finished (so none can be deleted):
+/// the report says what a normal open would cut.
+pub(crate) fn recover(files: &[RecoveredFile], read_only: bool) -> Result<RecoveryReport> {
     let mut report = RecoveryReport::default();
     let mut scanned: HashMap<String, Vec<ScannedBlock>> = HashMap::new();
     let mut buf = Vec::new();
@@ -102,6 +177,13 @@ pub(crate) fn recover(files: &[RecoveredFile]) -> Result<RecoveryReport> {
                 dropped.extend(chain.pop());
             } else {
                 let last = chain.last_mut().expect("checked above");
+                report.findings.push(finding(
+                    last,
+                    last.complete_end,
+                    FindingKind::PartialBatch {
+                        bytes: last.end - last.complete_end,
+                    },
+                ));
                 last.end = last.complete_end;
                 last.next_seq = last.complete_next_seq;
                 break;
@@ -109,16 +191,37 @@ pub(crate) fn recover(files: &[RecoveredFile]) -> Result<RecoveryReport> {
         }
         for block in &dropped {
             report.dropped_blocks += 1;
-            neutralize(block)?;
-            remember(&mut touched, block.extent.file());
-            block.extent.abandon();
+            report.findings.push(finding(
+                block,
+                0,
+                FindingKind::DroppedBlock {
+                    topic: name.clone(),
+                },
+            ));
+            if !read_only {
+                neutralize(block)?;
+                remember(&mut touched, block.extent.file());
+                block.extent.abandon();
+            }
         }
         let mut topic = RecoveredTopic::default();
         for block in chain {
             if block.dirty_end > block.end {
                 report.cut_bytes += block.dirty_end - block.end;
-                zero(&block.extent, block.end, block.dirty_end)?;
-                remember(&mut touched, block.extent.file());
+                let torn = block
+                    .dirty_end
+                    .saturating_sub(block.end.max(block.scanned_end));
+                if torn > 0 {
+                    report.findings.push(finding(
+                        &block,
+                        block.scanned_end,
+                        FindingKind::TornTail { bytes: torn },
+                    ));
+                }
+                if !read_only {
+                    zero(&block.extent, block.end, block.dirty_end)?;
+                    remember(&mut touched, block.extent.file());
+                }
             }
             topic.next_seq = block.next_seq;
             topic.blocks.push(Arc::new(Block::new(
@@ -137,10 +240,20 @@ pub(crate) fn recover(files: &[RecoveredFile]) -> Result<RecoveryReport> {
             segment.sync()?;
         }
     }
-    for recovered in files {
-        recovered.file.finish_recovery();
+    if !read_only {
+        for recovered in files {
+            recovered.file.finish_recovery();
+        }
     }
     Ok(report)
+}
+
+fn finding(block: &ScannedBlock, offset: u64, kind: FindingKind) -> Finding {
+    Finding {
+        file: block.path.clone(),
+        offset: block.extent.offset() + offset,
+        kind,
+    }
 }
 
 fn remember(touched: &mut Vec<Arc<SegmentFile>>, file: &Arc<SegmentFile>) {
@@ -186,6 +299,12 @@ fn scan_file(
             Decoded::Frame(_) | Decoded::Invalid(_) => {
                 report.corrupt_frames += 1;
                 tracing::warn!(file = %segment.path().display(), offset, "damaged block header: block skipped");
+                let file = segment.path().to_path_buf();
+                report.findings.push(Finding {
+                    file,
+                    offset,
+                    kind: FindingKind::DamagedBlockHeader,
+                });
                 index += 1;
                 continue;
             }
@@ -198,6 +317,12 @@ fn scan_file(
         let (Some(name), true) = (name, fits) else {
             report.corrupt_frames += 1;
             tracing::warn!(file = %segment.path().display(), offset, "block header with bad topic or size: block skipped");
+            let file = segment.path().to_path_buf();
+            report.findings.push(Finding {
+                file,
+                offset,
+                kind: FindingKind::DamagedBlockHeader,
+            });
             index += 1;
             continue;
         };
@@ -241,6 +366,8 @@ fn scan_block(
         complete_end: data_start,
         complete_next_seq: first_seq,
         any_complete: false,
+        scanned_end: data_start,
+        path: path.to_path_buf(),
         dirty_end: data_start
             + buf
                 .iter()
@@ -270,6 +397,13 @@ fn scan_block(
                 resumed_at,
             } => {
                 report.corrupt_frames += 1;
+                report.findings.push(Finding {
+                    file: path.to_path_buf(),
+                    offset: file_base + offset,
+                    kind: FindingKind::CorruptEntry {
+                        error: error.to_string(),
+                    },
+                });
                 tracing::warn!(
                     file = %path.display(),
                     offset = file_base + offset,
@@ -280,5 +414,6 @@ fn scan_block(
             }
         }
     }
+    block.scanned_end = block.end;
     block
 }

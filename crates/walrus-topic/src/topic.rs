@@ -44,6 +44,8 @@ pub(crate) struct ReaderState {
     /// The persisted cursor's slot and generation, once it has one.
     pub(crate) slot: Option<u32>,
     pub(crate) generation: u64,
+    /// The sequence number last persisted, if any.
+    pub(crate) persisted_seq: Option<u64>,
     /// The last damaged offset reported, so a repeated peek logs it once.
     pub(crate) last_corruption: Option<(u64, u64)>,
 }

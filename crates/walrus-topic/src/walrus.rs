@@ -153,6 +153,53 @@ impl Walrus {
     pub fn stats(&self) -> crate::Stats {
         self.engine.stats()
     }
+
+    /// Figures of every topic (entries, bytes, cursor, lag), sorted by name.
+    pub fn topics(&self) -> Vec<crate::TopicInfo> {
+        self.engine.topics_info()
+    }
+
+    /// Figures of one topic, if it exists.
+    pub fn topic(&self, name: &str) -> Option<crate::TopicInfo> {
+        self.engine.topic_info_of(name)
+    }
+
+    /// Figures of every segment file.
+    pub fn files(&self) -> Vec<crate::FileInfo> {
+        self.engine.files_info()
+    }
+
+    /// What recovery found wrong on disk when the directory was opened (corrupt entries,
+    /// torn tails, partial batches), each with its file and offset.
+    pub fn recovery_findings(&self) -> Vec<crate::Finding> {
+        self.engine.findings().to_vec()
+    }
+
+    /// Up to `limit` entries of `topic` from sequence number `from` (the topic's first entry
+    /// is 0), without moving the cursor.
+    pub fn read_from(
+        &self,
+        topic: &str,
+        from: u64,
+        limit: usize,
+    ) -> io::Result<Vec<crate::ReadEntry>> {
+        Ok(self.engine.read_from(topic, from, limit)?)
+    }
+
+    /// Moves the cursor of `topic` and persists it; returns the sequence number it points at.
+    pub fn set_cursor(&self, topic: &str, target: crate::CursorTarget) -> io::Result<u64> {
+        Ok(self.engine.set_cursor(topic, target)?)
+    }
+
+    /// Deletes now every file whose blocks all cursors have passed.
+    pub fn purge(&self) -> io::Result<crate::PurgeReport> {
+        Ok(self.engine.purge()?)
+    }
+
+    /// The instance's directory.
+    pub fn dir(&self) -> &std::path::Path {
+        self.engine.dir()
+    }
 }
 
 /// Options for opening a [`Walrus`] instance.
@@ -166,6 +213,7 @@ pub struct WalrusBuilder {
     io_uring: bool,
     alloc: AllocConfig,
     wait_for_batches: bool,
+    read_only: bool,
 }
 
 impl Default for WalrusBuilder {
@@ -187,6 +235,7 @@ impl WalrusBuilder {
             io_uring: true,
             alloc: AllocConfig::default(),
             wait_for_batches: false,
+            read_only: false,
         }
     }
 
@@ -246,6 +295,14 @@ impl WalrusBuilder {
         self
     }
 
+    /// Opens for inspection only: recovery reports what it would repair instead of
+    /// repairing it, nothing is deleted, and appends, checkpoints and cursor moves fail with
+    /// `PermissionDenied`.
+    pub fn read_only(mut self, read_only: bool) -> Self {
+        self.read_only = read_only;
+        self
+    }
+
     fn root(&self) -> PathBuf {
         match (&self.data_dir, &self.key) {
             (Some(dir), Some(key)) => dir.join(namespace::sanitize_key(key)),
@@ -272,6 +329,7 @@ impl WalrusBuilder {
             fsync: self.schedule,
             wait_for_batches: self.wait_for_batches,
             quiet: namespace::quiet(),
+            read_only: self.read_only,
         };
         let engine = Engine::open(config)?;
         Ok(Walrus {

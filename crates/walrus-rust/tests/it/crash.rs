@@ -20,6 +20,7 @@ fn config(fsync: FsyncSchedule) -> EngineConfig {
         fsync,
         wait_for_batches: false,
         quiet: true,
+        read_only: false,
     }
 }
 

@@ -7,6 +7,7 @@ mod batches;
 mod corruption;
 mod crash;
 mod cursors;
+mod inspect;
 mod instances;
 mod namespaces;
 mod sizes;
