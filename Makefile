@@ -2,9 +2,10 @@
 .PHONY: test check loom bench fmt clippy
 
 # The README's test command: every crate's unit, integration and doc tests (with the
-# in-memory and fault-injecting storage enabled), then the loom models.
+# in-memory and fault-injecting storage and the metrics feature enabled), then the loom
+# models.
 test:
-	cargo test --workspace --features walrus-storage/testing
+	cargo test --workspace --features walrus-storage/testing,walrus-rust/metrics
 	cargo xtask loom
 
 check:

@@ -27,6 +27,7 @@ fn allocate(c: &mut Criterion) {
                 block_bytes: 4096,
                 blocks_per_file: 1024,
                 precreate: true,
+                quiet: false,
             };
             let alloc = Arc::new(Allocator::new(storage, config).unwrap());
             b.iter_custom(|iters| {

@@ -26,6 +26,8 @@ pub struct AllocConfig {
     /// Create the next file on a helper thread once the current one is half allocated, so
     /// appenders never wait for a file creation.
     pub precreate: bool,
+    /// Emit no debug-level events (`WALRUS_QUIET`).
+    pub quiet: bool,
 }
 
 impl Default for AllocConfig {
@@ -34,6 +36,7 @@ impl Default for AllocConfig {
             block_bytes: 10 * 1024 * 1024,
             blocks_per_file: 100,
             precreate: true,
+            quiet: false,
         }
     }
 }
@@ -72,21 +75,25 @@ pub struct Allocator {
 fn create_file(
     storage: &Arc<dyn Storage>,
     seq: u64,
-    block_bytes: u64,
+    config: &AllocConfig,
     block_count: u32,
 ) -> Result<Arc<SegmentFile>> {
+    let block_bytes = config.block_bytes;
     let file_bytes = FILE_HEADER_BYTES + block_bytes * u64::from(block_count);
     let name = crate::format::file_name(seq);
     let segment = storage.create(&name, file_bytes)?;
     segment.write_at(0, &encode_header(seq, block_bytes, block_count))?;
     segment.sync()?;
-    tracing::debug!(file = %name, bytes = file_bytes, "created segment file");
+    if !config.quiet {
+        tracing::debug!(file = %name, bytes = file_bytes, "created segment file");
+    }
     Ok(Arc::new(SegmentFile::new(
         seq,
         block_bytes,
         block_count,
         Arc::clone(storage),
         segment,
+        config.quiet,
     )))
 }
 
@@ -171,6 +178,7 @@ impl Allocator {
             block_count,
             Arc::clone(&self.storage),
             segment,
+            self.config.quiet,
         ));
         self.files.lock().push(Arc::downgrade(&file));
         Ok(file)
@@ -209,7 +217,7 @@ impl Allocator {
             let file = self.register(create_file(
                 &self.storage,
                 self.take_seq(),
-                self.config.block_bytes,
+                &self.config,
                 blocks,
             )?);
             let extent = Self::carve(&file, 0, blocks);
@@ -271,12 +279,12 @@ impl Allocator {
         }
         let storage = Arc::clone(&self.storage);
         let seq = self.take_seq();
-        let (block_bytes, blocks) = (self.config.block_bytes, self.config.blocks_per_file);
+        let config = self.config;
         let files = Arc::clone(&self.files);
         let spawned = std::thread::Builder::new()
             .name("walrus-precreate".into())
             .spawn(move || {
-                let file = create_file(&storage, seq, block_bytes, blocks)?;
+                let file = create_file(&storage, seq, &config, config.blocks_per_file)?;
                 files.lock().push(Arc::downgrade(&file));
                 Ok(file)
             });
@@ -305,7 +313,7 @@ impl Allocator {
             None => Ok(self.register(create_file(
                 &self.storage,
                 self.take_seq(),
-                self.config.block_bytes,
+                &self.config,
                 self.config.blocks_per_file,
             )?)),
         }

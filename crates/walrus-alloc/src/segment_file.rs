@@ -25,6 +25,7 @@ pub struct SegmentFile {
     segment: RwLock<Option<Arc<dyn Segment>>>,
     state: FileState,
     dirty: AtomicBool,
+    quiet: bool,
 }
 
 impl SegmentFile {
@@ -34,6 +35,7 @@ impl SegmentFile {
         block_count: u32,
         storage: Arc<dyn Storage>,
         segment: Arc<dyn Segment>,
+        quiet: bool,
     ) -> Self {
         Self {
             seq,
@@ -44,6 +46,7 @@ impl SegmentFile {
             segment: RwLock::new(Some(segment)),
             state: FileState::default(),
             dirty: AtomicBool::new(false),
+            quiet,
         }
     }
 
@@ -149,6 +152,7 @@ impl SegmentFile {
         let segment = self.segment.write().take();
         drop(segment);
         match self.storage.remove(&self.name) {
+            Ok(()) if self.quiet => {}
             Ok(()) => tracing::debug!(file = %self.name, "deleted fully consumed segment file"),
             Err(err) => {
                 tracing::warn!(file = %self.name, error = %err, "cannot delete segment file")

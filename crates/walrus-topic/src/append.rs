@@ -71,10 +71,7 @@ impl Engine {
             block.publish(state.write_offset);
             self.durability.ticket()
         };
-        self.counters.appends.fetch_add(1, Ordering::Relaxed);
-        self.counters
-            .appended_bytes
-            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        self.counters.appended(1, data.len() as u64);
         if matches!(schedule, FsyncSchedule::SyncEach) {
             self.durability.wait_durable(ticket, &self.alloc)?;
         }
@@ -83,6 +80,7 @@ impl Engine {
 
     /// Seals the writer's active block and starts a new one with room for `needed` bytes.
     fn rotate(&self, topic: &Topic, writer: &mut WriterState, needed: u64) -> Result<()> {
+        let _span = tracing::debug_span!("walrus_rotate", topic = %topic.name).entered();
         let (block, segment) = self.new_block(topic, writer.next_seq, needed)?;
         topic.chain.write().push_back(Arc::clone(&block));
         if let Some((old, _)) = writer.active.take() {
@@ -167,12 +165,9 @@ impl Engine {
             self.durability.ticket()
         };
         drop(guard);
-        self.counters
-            .appends
-            .fetch_add(batch.len() as u64, Ordering::Relaxed);
-        self.counters.appended_bytes.fetch_add(
+        self.counters.appended(
+            batch.len() as u64,
             batch.iter().map(|e| e.len() as u64).sum(),
-            Ordering::Relaxed,
         );
         if matches!(schedule, FsyncSchedule::SyncEach) {
             self.durability.wait_durable(ticket, &self.alloc)?;

@@ -78,8 +78,12 @@ impl Durability {
             state.syncing = true;
             let target = self.issued();
             drop(state);
-            let synced = alloc.sync_dirty();
+            let synced = {
+                let _span = tracing::debug_span!("walrus_fsync", up_to = target).entered();
+                alloc.sync_dirty()
+            };
             self.syncs.fetch_add(1, Ordering::Relaxed);
+            crate::telemetry::fsync();
             state = self.state.lock();
             state.syncing = false;
             match synced {

@@ -35,6 +35,29 @@ pub(crate) struct Counters {
     pub(crate) cursor_persists: AtomicU64,
 }
 
+impl Counters {
+    pub(crate) fn appended(&self, entries: u64, bytes: u64) {
+        self.appends.fetch_add(entries, Ordering::Relaxed);
+        self.appended_bytes.fetch_add(bytes, Ordering::Relaxed);
+        crate::telemetry::appended(entries, bytes);
+    }
+
+    pub(crate) fn read(&self, entries: u64) {
+        self.reads.fetch_add(entries, Ordering::Relaxed);
+        crate::telemetry::read(entries);
+    }
+
+    pub(crate) fn corrupt(&self, entries: u64) {
+        self.corrupt_entries.fetch_add(entries, Ordering::Relaxed);
+        crate::telemetry::corrupt(entries);
+    }
+
+    pub(crate) fn cursor_persisted(&self) {
+        self.cursor_persists.fetch_add(1, Ordering::Relaxed);
+        crate::telemetry::cursor_persist();
+    }
+}
+
 /// The shared state of one open directory.
 #[derive(Debug)]
 pub struct Engine {
@@ -96,13 +119,17 @@ impl Engine {
         config: EngineConfig,
         lock: Option<DirLock>,
     ) -> Result<Self> {
+        let _span = tracing::info_span!("walrus_open", dir = %storage.dir().display()).entered();
         let started = Instant::now();
         let alloc = Arc::new(Allocator::new(Arc::clone(&storage), config.alloc)?);
         let (files, bad) = alloc.recover()?;
         for err in &bad {
             tracing::warn!(error = %err, "segment file not recovered");
         }
-        let mut report = recovery::recover(&files, config.read_only)?;
+        let mut report = {
+            let _span = tracing::info_span!("walrus_recovery", files = files.len()).entered();
+            recovery::recover(&files, config.read_only)?
+        };
         let (cursors, loaded) = CursorStore::open(Arc::clone(&storage))?;
         let mut topics = FnvHashMap::default();
         let mut names: Vec<String> = report.topics.keys().chain(loaded.keys()).cloned().collect();
@@ -140,10 +167,7 @@ impl Engine {
             ticker: Mutex::new(None),
             _lock: lock,
         };
-        engine
-            .counters
-            .corrupt_entries
-            .store(report.corrupt_frames, Ordering::Relaxed);
+        engine.counters.corrupt(report.corrupt_frames);
         engine.ensure_ticker(engine.config.fsync)?;
         Ok(engine)
     }

@@ -18,6 +18,7 @@ mod namespace;
 mod read;
 mod recovery;
 mod stats;
+mod telemetry;
 mod topic;
 mod wal_index;
 mod walrus;

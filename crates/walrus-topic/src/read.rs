@@ -4,7 +4,7 @@
 //! and never reads past a block's published end. Damaged frames are logged once with file and
 //! offset, counted, and skipped: the reader resumes at the next valid frame.
 
-use std::sync::{Arc, atomic::Ordering};
+use std::sync::Arc;
 
 use walrus_storage::{Decoded, FRAME_HEADER_BYTES, decode_frame, resync};
 
@@ -125,9 +125,7 @@ impl Engine {
         let key = (block.extent.file().seq(), block.file_offset(offset));
         if reader.last_corruption != Some(key) {
             reader.last_corruption = Some(key);
-            self.counters
-                .corrupt_entries
-                .fetch_add(1, Ordering::Relaxed);
+            self.counters.corrupt(1);
             tracing::warn!(
                 topic = %topic.name,
                 file = %block.extent.file().name(),
@@ -163,7 +161,7 @@ impl Engine {
             if offset < end {
                 match read_step(&block, offset, end)? {
                     Step::Entry { seq, data, next } => {
-                        self.counters.reads.fetch_add(1, Ordering::Relaxed);
+                        self.counters.read(1);
                         if checkpoint {
                             self.commit(
                                 &topic,
@@ -315,9 +313,7 @@ impl Engine {
                 offset: 0,
             };
         }
-        self.counters
-            .reads
-            .fetch_add(entries.len() as u64, Ordering::Relaxed);
+        self.counters.read(entries.len() as u64);
         if checkpoint && (!entries.is_empty() || pos.index > 0) {
             self.commit(
                 &topic,
@@ -387,9 +383,7 @@ impl Engine {
         reader.generation += 1;
         self.cursors
             .persist(slot, reader.generation, &topic.name, &cursor)?;
-        self.counters
-            .cursor_persists
-            .fetch_add(1, Ordering::Relaxed);
+        self.counters.cursor_persisted();
         reader.unpersisted = 0;
         reader.persisted_seq = Some(reader.next_seq);
         Ok(())

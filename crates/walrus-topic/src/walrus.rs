@@ -322,13 +322,17 @@ impl WalrusBuilder {
             (true, true) => BackendKind::FdUring,
             (true, false) => BackendKind::Fd,
         };
+        let quiet = namespace::quiet();
         let config = EngineConfig {
             dir: self.root(),
             backend,
-            alloc: self.alloc,
+            alloc: AllocConfig {
+                quiet,
+                ..self.alloc
+            },
             fsync: self.schedule,
             wait_for_batches: self.wait_for_batches,
-            quiet: namespace::quiet(),
+            quiet,
             read_only: self.read_only,
         };
         let engine = Engine::open(config)?;

@@ -18,6 +18,7 @@ fn loom_racing_consumers_count_an_extent_once() {
             block_bytes: 512,
             blocks_per_file: 2,
             precreate: false,
+            quiet: false,
         };
         let alloc = Allocator::new(shared, config).unwrap();
         let a = alloc.allocate(1).unwrap();

@@ -10,6 +10,7 @@ pub(crate) fn small_config() -> AllocConfig {
         block_bytes: 4096,
         blocks_per_file: 4,
         precreate: false,
+        quiet: false,
     }
 }
 
@@ -102,6 +103,7 @@ fn concurrent_allocations_never_overlap() {
         block_bytes: 4096,
         blocks_per_file: 8,
         precreate: true,
+        quiet: false,
     };
     let (_storage, alloc) = mem_allocator(config);
     let alloc = Arc::new(alloc);

@@ -59,6 +59,7 @@ fn unused_precreated_spare_is_removed_on_drop() {
         block_bytes: 4096,
         blocks_per_file: 4,
         precreate: true,
+        quiet: false,
     };
     let (storage, alloc) = mem_allocator(config);
     let _a = alloc.allocate(4096 * 2).unwrap(); // half allocated: a spare is started
@@ -95,6 +96,7 @@ fn deleted_file_space_is_returned(kind: BackendKind) {
         block_bytes: 1 << 20,
         blocks_per_file: 4,
         precreate: false,
+        quiet: false,
     };
     let alloc = Allocator::new(storage, config).unwrap();
     let extent = alloc.allocate(1).unwrap();
@@ -141,6 +143,7 @@ fn disk_blocks_are_freed_after_deletion() {
         block_bytes: 16 << 20,
         blocks_per_file: 4,
         precreate: false,
+        quiet: false,
     };
     let alloc = Allocator::new(storage, config).unwrap();
     let extent = alloc.allocate(1).unwrap();
