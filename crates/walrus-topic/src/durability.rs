@@ -101,7 +101,10 @@ impl Durability {
 
     /// Makes everything written so far durable.
     pub(crate) fn flush(&self, alloc: &Allocator) -> Result<()> {
-        self.wait_durable(self.issued(), alloc)
+        // A fresh ticket forces a sync round even when no append took one since open: files
+        // recovered from an earlier process may hold writes that only its page cache has.
+        let ticket = self.ticket();
+        self.wait_durable(ticket, alloc)
     }
 
     fn stop(&self) {

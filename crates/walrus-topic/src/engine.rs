@@ -123,21 +123,35 @@ impl Engine {
         let started = Instant::now();
         let alloc = Arc::new(Allocator::new(Arc::clone(&storage), config.alloc)?);
         let (files, bad) = alloc.recover()?;
+        // What an earlier process wrote may still sit in the page cache: the next sync round
+        // (a flush, the ticker, a SyncEach append) covers it too.
+        for recovered in &files {
+            recovered.file.mark_dirty();
+        }
         for err in &bad {
             tracing::warn!(error = %err, "segment file not recovered");
         }
+        let (cursors, loaded) = CursorStore::open(Arc::clone(&storage))?;
+        let positions: HashMap<String, u64> = loaded
+            .iter()
+            .map(|(name, c)| (name.clone(), c.cursor.next_seq))
+            .collect();
         let mut report = {
             let _span = tracing::info_span!("walrus_recovery", files = files.len()).entered();
-            recovery::recover(&files, config.read_only)?
+            recovery::recover(&files, &positions, config.read_only)?
         };
-        let (cursors, loaded) = CursorStore::open(Arc::clone(&storage))?;
         let mut topics = FnvHashMap::default();
         let mut names: Vec<String> = report.topics.keys().chain(loaded.keys()).cloned().collect();
         names.sort();
         names.dedup();
         let mut recovered = std::mem::take(&mut report.topics);
         for name in names {
-            let found = recovered.remove(&name).unwrap_or_default();
+            // A topic with a cursor but no blocks left: everything was consumed and deleted, and
+            // numbering goes on from the cursor.
+            let found = recovered.remove(&name).unwrap_or_else(|| RecoveredTopic {
+                blocks: Vec::new(),
+                next_seq: positions.get(&name).copied().unwrap_or(0),
+            });
             let topic = position_topic(name.clone(), found, loaded.get(&name).copied());
             topics.insert(name, Arc::new(topic));
         }
@@ -235,19 +249,15 @@ impl Engine {
 /// Builds a topic from what recovery found and its persisted cursor.
 fn position_topic(name: String, found: RecoveredTopic, cursor: Option<LoadedCursor>) -> Topic {
     let mut reader = ReaderState::default();
-    let mut next_seq = found.next_seq;
+    let next_seq = found.next_seq;
     let mut chain: VecDeque<_> = found.blocks.into();
     if let Some(loaded) = cursor {
         reader.slot = Some(loaded.slot);
         reader.generation = loaded.generation;
         reader.persisted_seq = Some(loaded.cursor.next_seq);
-        if chain.is_empty() {
-            // Every block was consumed and deleted: sequence numbers go on from the cursor.
-            next_seq = next_seq.max(loaded.cursor.next_seq);
-        }
     }
     let target = cursor.map_or(0, |c| c.cursor.next_seq).min(next_seq);
-    // Drop (and consume) the blocks wholly before the cursor.
+    // Blocks wholly before the (durable) cursor are consumed at once.
     while chain.len() > 1 && chain[1].first_seq <= target {
         if let Some(block) = chain.pop_front() {
             block.extent.consume();

@@ -195,21 +195,22 @@ impl Engine {
             CursorTarget::Latest => next_seq,
             CursorTarget::Seq(seq) => seq.clamp(earliest, next_seq),
         };
-        {
-            let mut chain = topic.chain.write();
-            while chain.len() > 1 && chain[1].first_seq <= seq {
-                if let Some(block) = chain.pop_front() {
-                    block.extent.consume();
-                }
+        let behind = {
+            let chain = topic.chain.read();
+            chain
+                .iter()
+                .skip(1)
+                .take_while(|b| b.first_seq <= seq)
+                .count()
+        };
+        topic.pass_blocks(&mut reader, behind, seq);
+        reader.offset = match topic.block_at(0) {
+            Some(block) => {
+                let (_, end) = block.visible();
+                find_seq(&block, seq, end).unwrap_or(end)
             }
-            reader.offset = match chain.front() {
-                Some(block) => {
-                    let (_, end) = block.visible();
-                    find_seq(block, seq, end).unwrap_or(end)
-                }
-                None => 0,
-            };
-        }
+            None => 0,
+        };
         reader.next_seq = seq;
         self.persist(&topic, &mut reader)?;
         Ok(seq)
@@ -225,16 +226,26 @@ impl Engine {
         let topics: Vec<Arc<Topic>> = self.topics.read().values().cloned().collect();
         for topic in topics {
             let mut reader = topic.reader.lock();
-            let mut chain = topic.chain.write();
-            while chain.len() > 1 {
-                let (sealed, end) = chain[0].visible();
-                if !sealed || reader.offset.max(chain[0].data_start) < end {
-                    break;
+            let exhausted = {
+                let chain = topic.chain.read();
+                let mut offset = reader.offset;
+                let mut count = 0;
+                for block in chain.iter().take(chain.len().saturating_sub(1)) {
+                    let (sealed, end) = block.visible();
+                    if !sealed || offset.max(block.data_start) < end {
+                        break;
+                    }
+                    count += 1;
+                    offset = 0;
                 }
-                if let Some(block) = chain.pop_front() {
-                    block.extent.consume();
-                }
+                count
+            };
+            if exhausted > 0 {
+                let next_seq = reader.next_seq;
+                topic.pass_blocks(&mut reader, exhausted, next_seq);
                 reader.offset = 0;
+                // Persisting makes the passed blocks releasable.
+                self.persist(&topic, &mut reader)?;
             }
         }
         let after: Vec<u64> = self.files_info().iter().map(|f| f.seq).collect();

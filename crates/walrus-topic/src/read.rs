@@ -11,7 +11,7 @@ use walrus_storage::{Decoded, FRAME_HEADER_BYTES, decode_frame, resync};
 use crate::{
     Engine, ReadConsistency, Result,
     block::Block,
-    cursor_store::PersistedCursor,
+    cursor_store::{CursorStore, PersistedCursor},
     format::{BATCH_ENTRIES_MAX, ENTRY_KIND},
     topic::{ReaderState, Topic},
 };
@@ -341,14 +341,7 @@ impl Engine {
         if self.config.read_only {
             return Err(crate::Error::ReadOnly("checkpoint"));
         }
-        if pos.index > 0 {
-            let mut chain = topic.chain.write();
-            for _ in 0..pos.index {
-                if let Some(block) = chain.pop_front() {
-                    block.extent.consume();
-                }
-            }
-        }
+        topic.pass_blocks(reader, pos.index, next_seq);
         reader.offset = pos.offset;
         reader.next_seq = next_seq;
         reader.unpersisted += delivered;
@@ -361,33 +354,42 @@ impl Engine {
         if due {
             self.persist(topic, reader)?;
         }
+        reader.release_passed();
         Ok(())
     }
 
     pub(crate) fn persist(&self, topic: &Topic, reader: &mut ReaderState) -> Result<()> {
-        let slot = match reader.slot {
-            Some(slot) => slot,
-            None => {
-                let slot = self.cursors.assign_slot()?;
-                reader.slot = Some(slot);
-                slot
-            }
-        };
-        let front: Option<Arc<Block>> = topic.block_at(0);
-        let cursor = PersistedCursor {
-            next_seq: reader.next_seq,
-            file_seq: front.as_ref().map_or(0, |b| b.extent.file().seq()),
-            extent_offset: front.as_ref().map_or(0, |b| b.extent.offset()),
-            offset: reader.offset,
-        };
-        reader.generation += 1;
-        self.cursors
-            .persist(slot, reader.generation, &topic.name, &cursor)?;
+        persist_cursor(&self.cursors, topic, reader)?;
         self.counters.cursor_persisted();
-        reader.unpersisted = 0;
-        reader.persisted_seq = Some(reader.next_seq);
         Ok(())
     }
+}
+
+/// Writes the reader's position to its cursor slot (assigning one first if needed) and
+/// releases the blocks the persisted cursor has now left behind.
+pub(crate) fn persist_cursor(
+    cursors: &CursorStore,
+    topic: &Topic,
+    reader: &mut ReaderState,
+) -> Result<()> {
+    let slot = match reader.slot {
+        Some(slot) => slot,
+        None => cursors.assign_slot()?,
+    };
+    reader.slot = Some(slot);
+    let front: Option<Arc<Block>> = topic.block_at(0);
+    let cursor = PersistedCursor {
+        next_seq: reader.next_seq,
+        file_seq: front.as_ref().map_or(0, |b| b.extent.file().seq()),
+        extent_offset: front.as_ref().map_or(0, |b| b.extent.offset()),
+        offset: reader.offset,
+    };
+    reader.generation += 1;
+    cursors.persist(slot, reader.generation, &topic.name, &cursor)?;
+    reader.unpersisted = 0;
+    reader.persisted_seq = Some(reader.next_seq);
+    reader.release_passed();
+    Ok(())
 }
 
 /// Persists a topic's cursor if entries were checkpointed since the last persist (at close).

@@ -136,9 +136,16 @@ const HEADER_PROBE_BYTES: usize = walrus_storage::frame_len(TOPIC_NAME_BYTES_MAX
 /// Scans `files`, adopts their live extents, cuts torn tails and partial batches durably, and
 /// returns the topics. Every file is finished (and deleted if nothing in it is live).
 ///
+/// `cursors` holds each topic's persisted cursor: blocks wholly behind it are consumed, and
+/// the chain starts at the block holding it.
+///
 /// With `read_only`, nothing is written and no file is finished (so none can be deleted):
 /// the report says what a normal open would cut.
-pub(crate) fn recover(files: &[RecoveredFile], read_only: bool) -> Result<RecoveryReport> {
+pub(crate) fn recover(
+    files: &[RecoveredFile],
+    cursors: &HashMap<String, u64>,
+    read_only: bool,
+) -> Result<RecoveryReport> {
     let mut report = RecoveryReport::default();
     let mut scanned: HashMap<String, Vec<ScannedBlock>> = HashMap::new();
     let mut buf = Vec::new();
@@ -150,14 +157,32 @@ pub(crate) fn recover(files: &[RecoveredFile], read_only: bool) -> Result<Recove
     let mut touched: Vec<Arc<SegmentFile>> = Vec::new();
     for (name, mut blocks) in scanned {
         blocks.sort_by_key(|b| (b.first_seq, b.extent.file().seq(), b.extent.first_block()));
-        let mut chain: Vec<ScannedBlock> = Vec::new();
+        let cursor = cursors.get(&name).copied();
+        // `all` is the blocks wholly behind the durable cursor (consumed in an earlier run,
+        // their files not yet deleted; gaps between them are deleted files, not holes),
+        // followed by the chain, which must start at the cursor and have no holes.
+        let mut all: Vec<ScannedBlock> = Vec::new();
+        let mut behind = 0;
         let mut dropped: Vec<ScannedBlock> = Vec::new();
         for block in blocks {
-            let continues = chain
-                .last()
-                .is_none_or(|prev| prev.next_seq == block.first_seq);
-            if continues && dropped.is_empty() {
-                chain.push(block);
+            if !dropped.is_empty() {
+                dropped.push(block);
+                continue;
+            }
+            if all.len() == behind && cursor.is_some_and(|c| block.next_seq <= c) {
+                all.push(block);
+                behind += 1;
+                continue;
+            }
+            let continues = match all[behind..].last() {
+                Some(prev) => prev.next_seq == block.first_seq,
+                // The first unconsumed block must hold the cursor's entry (or the topic's first
+                // entry when nothing was ever consumed): starting after it means the entries
+                // in between were lost.
+                None => block.first_seq <= cursor.unwrap_or(0),
+            };
+            if continues {
+                all.push(block);
             } else {
                 dropped.push(block);
             }
@@ -165,29 +190,31 @@ pub(crate) fn recover(files: &[RecoveredFile], read_only: bool) -> Result<Recove
         if !dropped.is_empty() {
             tracing::warn!(topic = %name, blocks = dropped.len(), "hole in topic: dropping later blocks");
         }
-        // A batch whose end never reached the disk: drop it whole, even across blocks.
-        while let Some(last) = chain.last() {
-            if !last.has_partial_batch() {
-                break;
+        // A batch whose end never reached the disk: drop it whole, even across blocks. A
+        // last block with nothing complete in it, right after a block that ends inside a
+        // batch, holds only that batch's continuation (possibly nothing at all).
+        while let Some(last) = all.last() {
+            let count = all.len();
+            let prev_partial = count >= 2
+                && all[count - 2].next_seq == last.first_seq
+                && all[count - 2].has_partial_batch();
+            if !last.any_complete && prev_partial {
+                dropped.extend(all.pop());
+                behind = behind.min(all.len());
+                continue;
             }
-            let continuation = !last.any_complete
-                && chain.len() >= 2
-                && chain[chain.len() - 2].has_partial_batch();
-            if continuation {
-                dropped.extend(chain.pop());
-            } else {
-                let last = chain.last_mut().expect("checked above");
+            if last.has_partial_batch() {
+                let last = all.last_mut().expect("checked above");
+                let bytes = last.end - last.complete_end;
                 report.findings.push(finding(
                     last,
                     last.complete_end,
-                    FindingKind::PartialBatch {
-                        bytes: last.end - last.complete_end,
-                    },
+                    FindingKind::PartialBatch { bytes },
                 ));
                 last.end = last.complete_end;
                 last.next_seq = last.complete_next_seq;
-                break;
             }
+            break;
         }
         for block in &dropped {
             report.dropped_blocks += 1;
@@ -204,8 +231,16 @@ pub(crate) fn recover(files: &[RecoveredFile], read_only: bool) -> Result<Recove
                 block.extent.abandon();
             }
         }
-        let mut topic = RecoveredTopic::default();
-        for block in chain {
+        // Numbering goes on after the last entry kept, but never below the cursor: entries
+        // a reader had consumed may be gone (their files deleted, or lost with the power
+        // before they were durable), and their numbers are not reused.
+        let data_end = all.last().map_or(0, |b| b.next_seq);
+        let next_seq = data_end.max(cursor.unwrap_or(0));
+        let mut topic = RecoveredTopic {
+            blocks: Vec::new(),
+            next_seq,
+        };
+        for (index, block) in all.into_iter().enumerate() {
             if block.dirty_end > block.end {
                 report.cut_bytes += block.dirty_end - block.end;
                 let torn = block
@@ -223,7 +258,13 @@ pub(crate) fn recover(files: &[RecoveredFile], read_only: bool) -> Result<Recove
                     remember(&mut touched, block.extent.file());
                 }
             }
-            topic.next_seq = block.next_seq;
+            // Behind the cursor (also a block the cuts left ending at or before it): consumed.
+            if index < behind || block.next_seq <= cursor.unwrap_or(0) {
+                if !read_only {
+                    block.extent.consume();
+                }
+                continue;
+            }
             topic.blocks.push(Arc::new(Block::new(
                 block.extent,
                 block.first_seq,
@@ -232,7 +273,10 @@ pub(crate) fn recover(files: &[RecoveredFile], read_only: bool) -> Result<Recove
                 true,
             )));
         }
-        report.topics.insert(name, topic);
+        // Nothing left and nothing ever consumed: the same as a topic never written.
+        if !topic.blocks.is_empty() || topic.next_seq > 0 {
+            report.topics.insert(name, topic);
+        }
     }
     // Cuts are durable before any append can land after them.
     for file in touched {

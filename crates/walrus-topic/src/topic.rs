@@ -48,6 +48,24 @@ pub(crate) struct ReaderState {
     pub(crate) persisted_seq: Option<u64>,
     /// The last damaged offset reported, so a repeated peek logs it once.
     pub(crate) last_corruption: Option<(u64, u64)>,
+    /// Blocks the cursor has passed, with the sequence number just after each. A block is
+    /// consumed (and its file may go) only once a *persisted* cursor is past it, so a crash
+    /// can never rewind the cursor onto deleted data.
+    pub(crate) passed: Vec<(Arc<Block>, u64)>,
+}
+
+impl ReaderState {
+    /// Consumes the passed blocks that the persisted cursor has left behind.
+    pub(crate) fn release_passed(&mut self) {
+        let persisted = self.persisted_seq.unwrap_or(0);
+        self.passed.retain(|(block, end_seq)| {
+            let keep = *end_seq > persisted;
+            if !keep {
+                block.extent.consume();
+            }
+            keep
+        });
+    }
 }
 
 impl Topic {
@@ -73,5 +91,21 @@ impl Topic {
 
     pub(crate) fn block_at(&self, index: usize) -> Option<Arc<Block>> {
         self.chain.read().get(index).cloned()
+    }
+
+    /// Moves the first `count` blocks of the chain to the reader's passed list; `next_seq` is
+    /// the sequence number after the last of them when no block follows.
+    pub(crate) fn pass_blocks(&self, reader: &mut ReaderState, count: usize, next_seq: u64) {
+        if count == 0 {
+            return;
+        }
+        let mut chain = self.chain.write();
+        for _ in 0..count {
+            let Some(block) = chain.pop_front() else {
+                break;
+            };
+            let end_seq = chain.front().map_or(next_seq, |b| b.first_seq);
+            reader.passed.push((block, end_seq));
+        }
     }
 }

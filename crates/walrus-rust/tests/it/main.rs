@@ -10,4 +10,5 @@ mod cursors;
 mod inspect;
 mod instances;
 mod namespaces;
+mod sim_crash;
 mod sizes;
