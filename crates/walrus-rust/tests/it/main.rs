@@ -9,6 +9,7 @@ mod crash;
 mod cursors;
 mod inspect;
 mod instances;
+mod kill9;
 mod namespaces;
 mod sim_crash;
 mod sizes;
