@@ -35,7 +35,7 @@ fn child_appends_until_killed() {
     let fd = std::env::var("BACKEND").unwrap() == "fd";
     let wal = open_small(std::path::Path::new(&dir), fd, schedule, strict());
     let start: usize = std::env::var("START").unwrap().parse().unwrap();
-    let mut next = vec![start; TOPICS];
+    let mut next = [start; TOPICS];
     println!("READY");
     for i in 0.. {
         let topic = i % TOPICS;
@@ -83,7 +83,7 @@ fn kill9_acknowledged_entries_survive_sigkill() {
         let (backend, schedule) = matrix[(seed % matrix.len() as u64) as usize];
         let dir = tempfile::tempdir().unwrap();
         // Several kills on one directory: each run recovers the previous one's crash.
-        let mut acked = vec![0usize; TOPICS];
+        let mut acked = [0usize; TOPICS];
         for round in 0..3u64 {
             let exe = std::env::current_exe().unwrap();
             let mut child = Command::new(exe)
