@@ -22,6 +22,11 @@ pub struct Stats {
     pub corrupt_entries: u64,
     /// Segment files currently on disk.
     pub files: u64,
+    /// Bytes of segment files that still hold an extent not yet consumed.
+    pub live_bytes: u64,
+    /// Bytes of segment files whose every extent is consumed: they are deleted as soon as
+    /// the allocator moves on from them (or by `purge`).
+    pub reclaimable_bytes: u64,
     /// The storage backend in use (`fd`, `fd+io_uring`, `mmap`, ...).
     pub backend: &'static str,
     /// How long recovery took when the directory was opened.
@@ -32,6 +37,14 @@ impl Engine {
     /// A snapshot of the counters.
     pub fn stats(&self) -> Stats {
         let c = &self.counters;
+        let (mut live_bytes, mut reclaimable_bytes) = (0, 0);
+        for file in self.files_info() {
+            if file.extents > 0 && file.consumed == file.extents {
+                reclaimable_bytes += file.bytes;
+            } else {
+                live_bytes += file.bytes;
+            }
+        }
         Stats {
             appends: c.appends.load(Ordering::Relaxed),
             appended_bytes: c.appended_bytes.load(Ordering::Relaxed),
@@ -40,6 +53,8 @@ impl Engine {
             cursor_persists: c.cursor_persists.load(Ordering::Relaxed),
             corrupt_entries: c.corrupt_entries.load(Ordering::Relaxed),
             files: self.alloc.files().len() as u64,
+            live_bytes,
+            reclaimable_bytes,
             backend: self.storage.kind().name(),
             recovery_time: self.recovery_time,
         }

@@ -58,6 +58,8 @@ fn stats_match_the_operations_performed() {
     assert_eq!(stats.cursor_persists, 1, "one batch read, one persist");
     assert!(stats.fsyncs >= 1 && stats.fsyncs <= 8, "{}", stats.fsyncs);
     assert_eq!(stats.files, 1);
+    assert_eq!(stats.live_bytes, 4096 + 100 * 10 * 1024 * 1024, "one default-sized file");
+    assert_eq!(stats.reclaimable_bytes, 0);
     assert_eq!(stats.corrupt_entries, 0);
 }
 
