@@ -128,9 +128,9 @@ impl Allocator {
     }
 
     /// Opens every segment file of an earlier run, in sequence order, and makes sure new files
-    /// get higher numbers. Files whose header is damaged are reported, not adopted, and never
-    /// overwritten.
-    pub fn recover(&self) -> Result<(Vec<RecoveredFile>, Vec<Error>)> {
+    /// get higher numbers. Files whose header is damaged are reported (by name), not adopted,
+    /// and never overwritten.
+    pub fn recover(&self) -> Result<(Vec<RecoveredFile>, Vec<(String, Error)>)> {
         let mut seqs: Vec<u64> = self
             .storage
             .list()?
@@ -145,7 +145,7 @@ impl Allocator {
             self.next_seq.fetch_max(seq + 1, Ordering::AcqRel);
             match self.open_file(seq) {
                 Ok(file) => recovered.push(RecoveredFile { file }),
-                Err(err) => bad.push(err),
+                Err(err) => bad.push((crate::format::file_name(seq), err)),
             }
         }
         Ok((recovered, bad))

@@ -128,8 +128,17 @@ impl Engine {
         for recovered in &files {
             recovered.file.mark_dirty();
         }
-        for err in &bad {
+        let mut unreadable = Vec::new();
+        for (name, err) in &bad {
             tracing::warn!(error = %err, "segment file not recovered");
+            let file = storage.dir().join(name);
+            unreadable.push(recovery::Finding {
+                file,
+                offset: 0,
+                kind: recovery::FindingKind::DamagedFileHeader {
+                    reason: err.to_string(),
+                },
+            });
         }
         let (cursors, loaded) = CursorStore::open(Arc::clone(&storage))?;
         let positions: HashMap<String, u64> = loaded
@@ -177,7 +186,10 @@ impl Engine {
             topics: RwLock::new(topics),
             counters: Counters::default(),
             recovery_time,
-            findings: std::mem::take(&mut report.findings),
+            findings: unreadable
+                .into_iter()
+                .chain(std::mem::take(&mut report.findings))
+                .collect(),
             ticker: Mutex::new(None),
             _lock: lock,
         };

@@ -58,6 +58,12 @@ pub enum FindingKind {
     },
     /// A damaged block header: the block was skipped.
     DamagedBlockHeader,
+    /// A segment file whose header is damaged or unreadable: the file was not recovered
+    /// (and is left untouched).
+    DamagedFileHeader {
+        /// What is wrong with it.
+        reason: String,
+    },
     /// Bytes after the last valid entry of a block (a torn write): cut.
     TornTail {
         /// Bytes cut.
@@ -81,7 +87,9 @@ impl Finding {
     pub fn is_corruption(&self) -> bool {
         matches!(
             self.kind,
-            FindingKind::CorruptEntry { .. } | FindingKind::DamagedBlockHeader
+            FindingKind::CorruptEntry { .. }
+                | FindingKind::DamagedBlockHeader
+                | FindingKind::DamagedFileHeader { .. }
         )
     }
 }
@@ -92,6 +100,9 @@ impl std::fmt::Display for Finding {
         match &self.kind {
             FindingKind::CorruptEntry { error } => write!(f, "corrupt entry in {at}: {error}"),
             FindingKind::DamagedBlockHeader => write!(f, "damaged block header in {at}"),
+            FindingKind::DamagedFileHeader { reason } => {
+                write!(f, "unreadable segment file {at}: {reason}")
+            }
             FindingKind::TornTail { bytes } => write!(f, "torn tail of {bytes} bytes in {at}"),
             FindingKind::PartialBatch { bytes } => {
                 write!(f, "partial batch of {bytes} bytes in {at}")

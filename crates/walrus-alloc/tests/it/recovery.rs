@@ -68,7 +68,8 @@ fn file_with_damaged_header_is_reported_and_left_alone() {
     let (files, bad) = alloc.recover().unwrap();
     assert!(files.is_empty());
     assert_eq!(bad.len(), 1);
-    assert!(bad[0].to_string().contains(&file_name(1)), "{}", bad[0]);
+    assert_eq!(bad[0].0, file_name(1));
+    assert!(bad[0].1.to_string().contains(&file_name(1)), "{}", bad[0].1);
     assert_eq!(
         alloc.allocate(1).unwrap().file().seq(),
         2,

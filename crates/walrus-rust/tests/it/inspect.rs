@@ -58,7 +58,11 @@ fn stats_match_the_operations_performed() {
     assert_eq!(stats.cursor_persists, 1, "one batch read, one persist");
     assert!(stats.fsyncs >= 1 && stats.fsyncs <= 8, "{}", stats.fsyncs);
     assert_eq!(stats.files, 1);
-    assert_eq!(stats.live_bytes, 4096 + 100 * 10 * 1024 * 1024, "one default-sized file");
+    assert_eq!(
+        stats.live_bytes,
+        4096 + 100 * 10 * 1024 * 1024,
+        "one default-sized file"
+    );
     assert_eq!(stats.reclaimable_bytes, 0);
     assert_eq!(stats.corrupt_entries, 0);
 }
@@ -198,5 +202,27 @@ fn read_only_open_reports_corruption_with_file_and_offset() {
         (pos - 32) as u64,
         "offset of the damaged frame"
     );
+    assert_eq!(findings[0].file, file);
+}
+
+#[test]
+fn damaged_segment_file_header_is_reported_as_corruption() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let wal = open(dir.path(), true, FsyncSchedule::SyncEach, strict());
+        wal.append_for_topic("t", b"x").unwrap();
+    }
+    let file = wal_files(dir.path()).pop().unwrap();
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes[20] ^= 0xff;
+    std::fs::write(&file, &bytes).unwrap();
+    let wal = read_only(dir.path());
+    let findings = wal.recovery_findings();
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert!(matches!(
+        findings[0].kind,
+        FindingKind::DamagedFileHeader { .. }
+    ));
+    assert!(findings[0].is_corruption());
     assert_eq!(findings[0].file, file);
 }
