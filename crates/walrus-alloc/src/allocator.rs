@@ -41,6 +41,9 @@ impl Default for AllocConfig {
     }
 }
 
+/// A segment file [`Allocator::recover`] could not open: its name and why.
+pub type UnreadableFile = (String, Error);
+
 /// A file from an earlier run, adopted by [`Allocator::recover`].
 #[derive(Debug)]
 pub struct RecoveredFile {
@@ -130,7 +133,7 @@ impl Allocator {
     /// Opens every segment file of an earlier run, in sequence order, and makes sure new files
     /// get higher numbers. Files whose header is damaged are reported (by name), not adopted,
     /// and never overwritten.
-    pub fn recover(&self) -> Result<(Vec<RecoveredFile>, Vec<(String, Error)>)> {
+    pub fn recover(&self) -> Result<(Vec<RecoveredFile>, Vec<UnreadableFile>)> {
         let mut seqs: Vec<u64> = self
             .storage
             .list()?

@@ -15,7 +15,7 @@ mod format;
 mod segment_file;
 mod sync;
 
-pub use allocator::{AllocConfig, Allocator, RecoveredFile};
+pub use allocator::{AllocConfig, Allocator, RecoveredFile, UnreadableFile};
 pub use error::{Error, Result};
 pub use extent::{Extent, ExtentState};
 pub use file_state::FileCounts;
