@@ -11,7 +11,7 @@
 use std::{collections::HashMap, path::PathBuf, sync::Arc};
 
 use walrus_alloc::{Extent, RecoveredFile, SegmentFile};
-use walrus_storage::{Decoded, ScanItem, Scanner, decode_frame};
+use walrus_storage::{Decoded, ScanEnd, ScanItem, Scanner, decode_frame};
 
 use crate::{
     Result,
@@ -386,20 +386,54 @@ fn scan_file(
             continue;
         };
         let data_start = header.frame_len as u64;
-        buf.resize((extent.len() - data_start) as usize, 0);
-        segment.read_at(extent.offset() + data_start, buf)?;
+        let len = read_used_part(
+            segment.as_ref(),
+            extent.offset() + data_start,
+            (extent.len() - data_start) as usize,
+            buf,
+        )?;
         blocks.push(scan_block(
             extent,
             name,
             header.header.seq,
             data_start,
-            buf,
+            &buf[..len],
             segment.path(),
             report,
         ));
         index += extent_blocks;
     }
     Ok(blocks)
+}
+
+/// Bytes read first from each block; most blocks end (in zeros) well before their size.
+const SCAN_CHUNK_BYTES: usize = 256 * 1024;
+
+/// Reads the written part of a region of `total` bytes at `offset` into `buf`, growing the
+/// read fourfold until the frames end in zeros or the region ends; returns the bytes read.
+/// Reading only what is used keeps recovery proportional to the data, not to block sizes.
+fn read_used_part(
+    segment: &dyn walrus_storage::Segment,
+    offset: u64,
+    total: usize,
+    buf: &mut Vec<u8>,
+) -> Result<usize> {
+    let mut len = total.min(SCAN_CHUNK_BYTES);
+    buf.clear();
+    buf.resize(len, 0);
+    segment.read_at(offset, &mut buf[..len])?;
+    loop {
+        let mut scanner = Scanner::new(&buf[..len], 0);
+        scanner.by_ref().for_each(drop);
+        let ended_in_zeros = matches!(scanner.end(), Some(ScanEnd::Zeroed { .. }));
+        if ended_in_zeros || len == total {
+            return Ok(len);
+        }
+        let grown = total.min(len.saturating_mul(4));
+        buf.resize(grown, 0);
+        segment.read_at(offset + len as u64, &mut buf[len..grown])?;
+        len = grown;
+    }
 }
 
 fn scan_block(
