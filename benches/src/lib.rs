@@ -1,1 +1,11 @@
-//! Shared helpers for the Walrus benchmarks (temporary directories, payloads).
+//! Shared code of the Walrus benchmarks: payloads, latency histograms, the `Wal` trait over
+//! Walrus and its peers, and the throughput harness's workloads, runner, report and plots.
+
+pub mod hist;
+pub mod machine;
+pub mod payload;
+pub mod plot;
+pub mod report;
+pub mod suite;
+pub mod wal;
+pub mod workload;

@@ -1,0 +1,84 @@
+//! This workspace's Walrus, on each of its backends.
+
+use std::path::Path;
+
+use anyhow::Result;
+use walrus_rust::{FsyncSchedule, ReadConsistency, Walrus};
+
+use super::{SyncMode, Wal, topic_names};
+
+/// Walrus with one configuration of backend.
+#[derive(Debug)]
+pub(super) struct WalrusWal {
+    wal: Walrus,
+    names: Vec<String>,
+}
+
+pub(super) fn schedule(sync: SyncMode) -> FsyncSchedule {
+    match sync {
+        SyncMode::Each => FsyncSchedule::SyncEach,
+        SyncMode::Interval(ms) => FsyncSchedule::Milliseconds(ms),
+        SyncMode::Never => FsyncSchedule::NoFsync,
+    }
+}
+
+impl WalrusWal {
+    pub(super) fn open(
+        dir: &Path,
+        sync: SyncMode,
+        topics: usize,
+        fd: bool,
+        io_uring: bool,
+    ) -> Result<Self> {
+        let wal = Walrus::builder()
+            .data_dir(dir.to_path_buf())
+            .fsync_schedule(schedule(sync))
+            // The seeds' read benchmarks persist cursors every 5,000 entries.
+            .consistency(ReadConsistency::AtLeastOnce {
+                persist_every: 5000,
+            })
+            .fd_backend(fd)
+            .io_uring(io_uring)
+            .wait_for_batches(true)
+            .build()?;
+        Ok(Self {
+            wal,
+            names: topic_names(topics),
+        })
+    }
+}
+
+impl Wal for WalrusWal {
+    fn append(&self, topic: usize, data: &[u8]) -> Result<()> {
+        Ok(self.wal.append_for_topic(&self.names[topic], data)?)
+    }
+
+    fn batch_append(&self, topic: usize, entries: &[&[u8]]) -> Result<()> {
+        Ok(self
+            .wal
+            .batch_append_for_topic(&self.names[topic], entries)?)
+    }
+
+    fn read_next(&self, topic: usize) -> Result<Option<usize>> {
+        Ok(self
+            .wal
+            .read_next(&self.names[topic], true)?
+            .map(|e| e.data.len()))
+    }
+
+    fn batch_read(&self, topic: usize, max_bytes: usize) -> Result<(usize, usize)> {
+        let entries = self
+            .wal
+            .batch_read_for_topic(&self.names[topic], max_bytes, true)?;
+        Ok((entries.len(), entries.iter().map(|e| e.data.len()).sum()))
+    }
+
+    fn flush(&self) -> Result<()> {
+        Ok(self.wal.flush()?)
+    }
+
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        let stats = self.wal.stats();
+        vec![("fsyncs", stats.fsyncs), ("files", stats.files)]
+    }
+}

@@ -1,0 +1,696 @@
+//! The child side of the harness: one process runs one workload on one system and prints
+//! `TICK` lines (progress every 500 ms) and one `RESULT` line.
+//!
+//! Each child opens its system in a directory of its own, so no run sees another's files,
+//! threads, page-cache state of open files or leaked resources (walrus 0.2.0 leaks a thread per
+//! instance).
+
+use std::{
+    collections::BTreeMap,
+    fmt,
+    fs::{File, OpenOptions},
+    io::Write,
+    os::unix::fs::{FileExt, MetadataExt},
+    path::{Path, PathBuf},
+    str::FromStr,
+    sync::{
+        Arc, Barrier,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result, anyhow, bail};
+
+use crate::{
+    hist::Histogram,
+    payload::{ENTRY_SIZES, Payloads},
+    wal::{self, SyncMode, Wal},
+};
+
+/// Batch size used to fill a log before a read or reopen measurement.
+const FILL_BATCH: usize = 256;
+/// A read phase that ends when the data does (an `Instant` cannot hold `Duration::MAX`).
+const NO_LIMIT: Duration = Duration::from_secs(86_400);
+/// The cap for batch reads.
+pub const READ_BATCH_BYTES: usize = 10 << 20;
+
+/// What a child measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Workload {
+    /// Single appends, one topic per thread, for a duration.
+    Append,
+    /// Batch appends of `batch` entries, one topic per thread, for a duration.
+    Batch,
+    /// Fill `bytes` over `topics` topics, then read everything back with batch reads.
+    ReadBatch,
+    /// Fill `bytes` over `topics` topics, then read everything back with `read_next`.
+    ReadNext,
+    /// Single appends for a duration, then batch reads until drained or a duration passed.
+    WriteThenRead,
+    /// Fill `bytes` over `topics` topics, close, and time the reopen; also disk use.
+    Reopen,
+    /// The disk's limit: 4 KiB write + fdatasync in a loop.
+    Fdatasync,
+    /// The disk's limit: buffered sequential writes of 1 MiB.
+    SeqWrite,
+}
+
+const WORKLOADS: &[(Workload, &str)] = &[
+    (Workload::Append, "append"),
+    (Workload::Batch, "batch"),
+    (Workload::ReadBatch, "read-batch"),
+    (Workload::ReadNext, "read-next"),
+    (Workload::WriteThenRead, "write-then-read"),
+    (Workload::Reopen, "reopen"),
+    (Workload::Fdatasync, "fdatasync"),
+    (Workload::SeqWrite, "seq-write"),
+];
+
+impl fmt::Display for Workload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = WORKLOADS
+            .iter()
+            .find(|(w, _)| w == self)
+            .map_or("?", |(_, n)| n);
+        f.write_str(name)
+    }
+}
+
+impl FromStr for Workload {
+    type Err = anyhow::Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        WORKLOADS
+            .iter()
+            .find(|(_, n)| *n == s)
+            .map(|(w, _)| *w)
+            .ok_or_else(|| anyhow!("unknown workload {s:?}"))
+    }
+}
+
+/// Everything a child needs; passed as `key=value` arguments.
+#[derive(Clone, Debug)]
+pub struct Params {
+    /// System name (see [`wal::ALL_SYSTEMS`]) or `disk` for the limits.
+    pub system: String,
+    /// The workload.
+    pub workload: Workload,
+    /// Worker threads (writers, or readers in the read phase).
+    pub threads: usize,
+    /// Durability of appends.
+    pub sync: SyncMode,
+    /// How long a timed phase runs.
+    pub duration: Duration,
+    /// Entries per batch.
+    pub batch: usize,
+    /// Payload bytes to fill before a read or reopen measurement.
+    pub bytes: u64,
+    /// Topics to fill before a read or reopen measurement.
+    pub topics: usize,
+    /// The child's directory (removed by the parent afterwards).
+    pub dir: PathBuf,
+}
+
+impl Params {
+    /// The arguments that [`Params::parse`] reads back.
+    pub fn to_args(&self) -> Vec<String> {
+        vec![
+            format!("system={}", self.system),
+            format!("workload={}", self.workload),
+            format!("threads={}", self.threads),
+            format!("sync={}", self.sync),
+            format!("duration_ms={}", self.duration.as_millis()),
+            format!("batch={}", self.batch),
+            format!("bytes={}", self.bytes),
+            format!("topics={}", self.topics),
+            format!("dir={}", self.dir.display()),
+        ]
+    }
+
+    /// Parses `key=value` arguments.
+    pub fn parse(args: &[String]) -> Result<Self> {
+        let map: BTreeMap<&str, &str> = args.iter().filter_map(|a| a.split_once('=')).collect();
+        let get = |k: &str| map.get(k).copied().ok_or_else(|| anyhow!("missing {k}="));
+        Ok(Self {
+            system: get("system")?.to_owned(),
+            workload: get("workload")?.parse()?,
+            threads: get("threads")?.parse()?,
+            sync: get("sync")?.parse()?,
+            duration: Duration::from_millis(get("duration_ms")?.parse()?),
+            batch: get("batch")?.parse()?,
+            bytes: get("bytes")?.parse()?,
+            topics: get("topics")?.parse()?,
+            dir: PathBuf::from(get("dir")?),
+        })
+    }
+}
+
+/// Progress counters, one cache line per thread so that publishing costs a plain store.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+pub struct Slot {
+    ops: AtomicU64,
+    bytes: AtomicU64,
+}
+
+impl Slot {
+    #[inline]
+    fn set(&self, ops: u64, bytes: u64) {
+        self.ops.store(ops, Ordering::Relaxed);
+        self.bytes.store(bytes, Ordering::Relaxed);
+    }
+}
+
+/// The counters of one phase, summed by the monitor.
+#[derive(Debug)]
+struct Progress {
+    slots: Vec<Slot>,
+}
+
+impl Progress {
+    fn new(threads: usize) -> Arc<Self> {
+        Arc::new(Self {
+            slots: (0..threads).map(|_| Slot::default()).collect(),
+        })
+    }
+
+    fn totals(&self) -> (u64, u64) {
+        self.slots.iter().fold((0, 0), |(o, b), s| {
+            (
+                o + s.ops.load(Ordering::Relaxed),
+                b + s.bytes.load(Ordering::Relaxed),
+            )
+        })
+    }
+}
+
+/// Prints `TICK <phase> <elapsed_ms> <ops> <bytes>` every 500 ms while a phase runs.
+struct Monitor {
+    stop: Arc<AtomicBool>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Monitor {
+    fn start(phase: &'static str, progress: Arc<Progress>) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let handle = std::thread::spawn(move || {
+            let start = Instant::now();
+            let mut next = start + Duration::from_millis(500);
+            while !flag.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(10));
+                let now = Instant::now();
+                if now >= next {
+                    next += Duration::from_millis(500);
+                    let (ops, bytes) = progress.totals();
+                    let ms = (now - start).as_millis();
+                    println!("TICK {phase} {ms} {ops} {bytes}");
+                }
+            }
+        });
+        Self {
+            stop,
+            handle: Some(handle),
+        }
+    }
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// What one timed phase produced.
+#[derive(Debug, Default)]
+struct Phase {
+    ops: u64,
+    bytes: u64,
+    elapsed: Duration,
+    hist: Histogram,
+}
+
+/// Runs `body(thread, slot, deadline)` on `threads` threads released together; each returns
+/// its (ops, bytes, histogram).
+fn run_threads<F>(name: &'static str, threads: usize, duration: Duration, body: F) -> Result<Phase>
+where
+    F: Fn(usize, &Slot, Instant) -> Result<(u64, u64, Histogram)> + Sync,
+{
+    let progress = Progress::new(threads);
+    let barrier = Barrier::new(threads + 1);
+    let _monitor = Monitor::start(name, Arc::clone(&progress));
+    let (results, elapsed) = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let (progress, barrier, body) = (&progress, &barrier, &body);
+                s.spawn(move || {
+                    barrier.wait();
+                    let deadline = Instant::now() + duration;
+                    body(t, &progress.slots[t], deadline)
+                })
+            })
+            .collect();
+        barrier.wait();
+        let start = Instant::now();
+        let results: Vec<_> = handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err(anyhow!("worker panicked"))))
+            .collect();
+        (results, start.elapsed())
+    });
+    let mut phase = Phase {
+        elapsed,
+        ..Phase::default()
+    };
+    for r in results {
+        let (ops, bytes, hist) = r?;
+        phase.ops += ops;
+        phase.bytes += bytes;
+        phase.hist.merge(&hist);
+    }
+    Ok(phase)
+}
+
+/// Single appends to topic `t` until the deadline.
+fn append_loop(
+    wal: &dyn Wal,
+    t: usize,
+    slot: &Slot,
+    deadline: Instant,
+) -> Result<(u64, u64, Histogram)> {
+    let mut payloads = Payloads::new(ENTRY_SIZES, t as u64 + 1);
+    let mut hist = Histogram::new();
+    let (mut ops, mut bytes) = (0u64, 0u64);
+    // One clock read per operation: the gap between two reads is one append (plus a few
+    // nanoseconds of loop), which keeps the clock from weighing on million-per-second loops.
+    let mut prev = Instant::now();
+    loop {
+        let data = payloads.one();
+        wal.append(t, data)
+            .with_context(|| format!("append #{ops}"))?;
+        let now = Instant::now();
+        hist.record((now - prev).as_nanos() as u64);
+        prev = now;
+        ops += 1;
+        bytes += data.len() as u64;
+        slot.set(ops, bytes);
+        if now >= deadline {
+            return Ok((ops, bytes, hist));
+        }
+    }
+}
+
+/// Batch appends to topic `t` until the deadline; ops count entries, latency is per batch.
+fn batch_loop(
+    wal: &dyn Wal,
+    t: usize,
+    batch: usize,
+    slot: &Slot,
+    deadline: Instant,
+) -> Result<(u64, u64, Histogram)> {
+    let mut payloads = Payloads::new(ENTRY_SIZES, t as u64 + 1);
+    let mut hist = Histogram::new();
+    let (mut ops, mut bytes) = (0u64, 0u64);
+    let mut prev = Instant::now();
+    loop {
+        let entries = payloads.batch(batch);
+        let n: usize = entries.iter().map(|e| e.len()).sum();
+        wal.batch_append(t, &entries)
+            .with_context(|| format!("batch append after {ops} entries"))?;
+        let now = Instant::now();
+        hist.record((now - prev).as_nanos() as u64);
+        prev = now;
+        ops += batch as u64;
+        bytes += n as u64;
+        slot.set(ops, bytes);
+        if now >= deadline {
+            return Ok((ops, bytes, hist));
+        }
+    }
+}
+
+/// Fills `bytes` of payload over `topics` topics with batches, from up to 4 threads.
+fn fill(wal: &dyn Wal, topics: usize, bytes: u64) -> Result<u64> {
+    let threads = topics.clamp(1, 4);
+    let per_topic = bytes / topics.max(1) as u64;
+    let written = AtomicU64::new(0);
+    std::thread::scope(|s| -> Result<()> {
+        let handles: Vec<_> = (0..threads)
+            .map(|th| {
+                let written = &written;
+                s.spawn(move || -> Result<()> {
+                    let mut payloads = Payloads::new(ENTRY_SIZES, th as u64 + 100);
+                    for topic in (th..topics).step_by(threads) {
+                        let mut done = 0u64;
+                        while done < per_topic {
+                            let entries = payloads.batch(FILL_BATCH);
+                            let n: u64 = entries.iter().map(|e| e.len() as u64).sum();
+                            wal.batch_append(topic, &entries)
+                                .with_context(|| format!("fill topic {topic}"))?;
+                            done += n;
+                        }
+                        written.fetch_add(done, Ordering::Relaxed);
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().map_err(|_| anyhow!("fill thread panicked"))??;
+        }
+        Ok(())
+    })?;
+    wal.flush()?;
+    Ok(written.into_inner())
+}
+
+/// Reads every topic to its end; thread `t` reads topics `t, t + threads, ...`.
+fn drain(
+    wal: &dyn Wal,
+    topics: usize,
+    threads: usize,
+    batch: bool,
+    limit: Duration,
+) -> Result<Phase> {
+    run_threads("read", threads, limit, |t, slot, deadline| {
+        let mut hist = Histogram::new();
+        let (mut ops, mut bytes) = (0u64, 0u64);
+        let mut prev = Instant::now();
+        for topic in (t..topics).step_by(threads) {
+            loop {
+                let (n, b) = if batch {
+                    wal.batch_read(topic, READ_BATCH_BYTES)?
+                } else {
+                    wal.read_next(topic)?.map_or((0, 0), |b| (1, b))
+                };
+                let now = Instant::now();
+                if n == 0 {
+                    prev = now;
+                    break;
+                }
+                hist.record((now - prev).as_nanos() as u64);
+                prev = now;
+                ops += n as u64;
+                bytes += b as u64;
+                slot.set(ops, bytes);
+                if now >= deadline {
+                    return Ok((ops, bytes, hist));
+                }
+            }
+        }
+        Ok((ops, bytes, hist))
+    })
+}
+
+/// Bytes allocated on disk under `dir` (blocks, not apparent sizes: preallocation counts).
+pub fn disk_usage(dir: &Path) -> u64 {
+    let mut total = 0;
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let Ok(meta) = e.metadata() else { continue };
+            if meta.is_dir() {
+                total += disk_usage(&e.path());
+            } else {
+                total += meta.blocks() * 512;
+            }
+        }
+    }
+    total
+}
+
+/// The result of one child: `key=value` fields.
+pub type Fields = BTreeMap<String, String>;
+
+fn phase_fields(fields: &mut Fields, phase: &Phase) {
+    let secs = phase.elapsed.as_secs_f64().max(1e-9);
+    fields.insert("ops".into(), phase.ops.to_string());
+    fields.insert("bytes".into(), phase.bytes.to_string());
+    fields.insert("secs".into(), format!("{secs:.4}"));
+    fields.insert(
+        "ops_per_s".into(),
+        format!("{:.1}", phase.ops as f64 / secs),
+    );
+    fields.insert(
+        "mb_per_s".into(),
+        format!("{:.2}", phase.bytes as f64 / secs / 1e6),
+    );
+    let us = |q: f64| format!("{:.2}", phase.hist.quantile(q) as f64 / 1e3);
+    fields.insert("p50_us".into(), us(0.5));
+    fields.insert("p99_us".into(), us(0.99));
+    fields.insert("p999_us".into(), us(0.999));
+    fields.insert("max_us".into(), us(1.0));
+    fields.insert("cdf".into(), phase.hist.cdf_string());
+}
+
+fn counter_fields(fields: &mut Fields, wal: &dyn Wal) {
+    for (k, v) in wal.counters() {
+        fields.insert(k.into(), v.to_string());
+    }
+}
+
+/// Runs the workload of `p` in this process and returns its fields.
+pub fn run(p: &Params) -> Result<Fields> {
+    let mut fields = Fields::new();
+    match p.workload {
+        Workload::Fdatasync => {
+            // Appending to a file also commits its new size; overwriting a written block is
+            // the flush alone. The limit is the better of the two.
+            let half = p.duration / 2;
+            let append = fdatasync_rate(&p.dir, half, false)?;
+            let overwrite = fdatasync_rate(&p.dir, half, true)?;
+            let rate = |ph: &Phase| ph.ops as f64 / ph.elapsed.as_secs_f64().max(1e-9);
+            fields.insert("append_ops_per_s".into(), format!("{:.1}", rate(&append)));
+            fields.insert(
+                "overwrite_ops_per_s".into(),
+                format!("{:.1}", rate(&overwrite)),
+            );
+            let best = if rate(&overwrite) > rate(&append) {
+                overwrite
+            } else {
+                append
+            };
+            phase_fields(&mut fields, &best);
+        }
+        Workload::SeqWrite => phase_fields(&mut fields, &seq_write(&p.dir, p.duration)?),
+        Workload::Append => {
+            let wal = wal::open(&p.system, &p.dir, p.sync, p.threads)?;
+            let wal = wal.as_ref();
+            let phase = run_threads("write", p.threads, p.duration, |t, slot, deadline| {
+                append_loop(wal, t, slot, deadline)
+            })?;
+            phase_fields(&mut fields, &phase);
+            counter_fields(&mut fields, wal);
+        }
+        Workload::Batch => {
+            let wal = wal::open(&p.system, &p.dir, p.sync, p.threads)?;
+            let wal = wal.as_ref();
+            let phase = run_threads("write", p.threads, p.duration, |t, slot, deadline| {
+                batch_loop(wal, t, p.batch, slot, deadline)
+            })?;
+            phase_fields(&mut fields, &phase);
+            counter_fields(&mut fields, wal);
+        }
+        Workload::ReadBatch | Workload::ReadNext => {
+            let wal = wal::open(&p.system, &p.dir, p.sync, p.topics)?;
+            let filled = fill(wal.as_ref(), p.topics, p.bytes)?;
+            let batch = p.workload == Workload::ReadBatch;
+            let phase = drain(wal.as_ref(), p.topics, p.threads, batch, NO_LIMIT)?;
+            if phase.bytes != filled {
+                bail!("read back {} payload bytes of {filled}", phase.bytes);
+            }
+            phase_fields(&mut fields, &phase);
+        }
+        Workload::WriteThenRead => {
+            let wal = wal::open(&p.system, &p.dir, p.sync, p.threads)?;
+            let w = wal.as_ref();
+            let write = run_threads("write", p.threads, p.duration, |t, slot, deadline| {
+                append_loop(w, t, slot, deadline)
+            })?;
+            let read = drain(w, p.threads, p.threads, true, p.duration)?;
+            fields.insert("write_ops_per_s".into(), {
+                let secs = write.elapsed.as_secs_f64().max(1e-9);
+                format!("{:.1}", write.ops as f64 / secs)
+            });
+            phase_fields(&mut fields, &read);
+        }
+        Workload::Reopen => {
+            let wal = wal::open(&p.system, &p.dir, p.sync, p.topics)?;
+            let filled = fill(wal.as_ref(), p.topics, p.bytes)?;
+            drop(wal);
+            let disk = disk_usage(&p.dir);
+            let start = Instant::now();
+            let wal = wal::open(&p.system, &p.dir, p.sync, p.topics)?;
+            let reopen = start.elapsed();
+            // One read proves the reopened log is usable (okaywal keeps positions in memory
+            // only, so it has nothing to read here).
+            let _ = wal.read_next(0)?;
+            drop(wal);
+            fields.insert(
+                "reopen_ms".into(),
+                format!("{:.2}", reopen.as_secs_f64() * 1e3),
+            );
+            fields.insert("disk_bytes".into(), disk.to_string());
+            fields.insert("payload_bytes".into(), filled.to_string());
+            fields.insert(
+                "disk_per_payload".into(),
+                format!("{:.3}", disk as f64 / filled.max(1) as f64),
+            );
+        }
+    }
+    Ok(fields)
+}
+
+/// 4 KiB written and fdatasynced in a loop: the most durable appends per second the disk
+/// gives one writer. `overwrite` rewrites one block that is already written and synced, so
+/// each fdatasync flushes data only; otherwise the file grows by 4 KiB each time.
+fn fdatasync_rate(dir: &Path, duration: Duration, overwrite: bool) -> Result<Phase> {
+    std::fs::create_dir_all(dir)?;
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(dir.join(if overwrite {
+            "overwrite.bin"
+        } else {
+            "append.bin"
+        }))?;
+    let block = [0x5au8; 4096];
+    if overwrite {
+        file.write_all_at(&block, 0)?;
+        file.sync_all()?;
+    }
+    let mut hist = Histogram::new();
+    let start = Instant::now();
+    let deadline = start + duration;
+    let mut prev = start;
+    let mut ops = 0u64;
+    loop {
+        let at = if overwrite { 0 } else { ops * 4096 };
+        file.write_all_at(&block, at)?;
+        file.sync_data()?;
+        let now = Instant::now();
+        hist.record((now - prev).as_nanos() as u64);
+        prev = now;
+        ops += 1;
+        if now >= deadline {
+            break;
+        }
+    }
+    Ok(Phase {
+        ops,
+        bytes: ops * 4096,
+        elapsed: start.elapsed(),
+        hist,
+    })
+}
+
+/// Buffered sequential writes of 1 MiB to a new file: what the page cache and write path take
+/// without any sync (the file wraps at 2 GiB to bound the dirty memory).
+///
+/// A first, untimed 1 GiB file is written and deleted: in a virtual machine the first touch of
+/// guest memory is far slower than reusing a freed page-cache page, and every later cell runs
+/// on memory that earlier cells have touched.
+fn seq_write(dir: &Path, duration: Duration) -> Result<Phase> {
+    const CHUNK: usize = 1 << 20;
+    const WRAP: u64 = 2 << 30;
+    std::fs::create_dir_all(dir)?;
+    let chunk = {
+        let mut p = Payloads::fixed(CHUNK, 3);
+        p.one().to_vec()
+    };
+    {
+        let warm = dir.join("warm.bin");
+        let mut file = File::create(&warm)?;
+        for _ in 0..1024 {
+            file.write_all(&chunk)?;
+        }
+        drop(file);
+        std::fs::remove_file(&warm)?;
+    }
+    let mut file = File::create(dir.join("seq.bin"))?;
+    let mut hist = Histogram::new();
+    let start = Instant::now();
+    let deadline = start + duration;
+    let mut prev = start;
+    let mut written = 0u64;
+    loop {
+        if written > 0 && written.is_multiple_of(WRAP) {
+            use std::io::Seek;
+            file.seek(std::io::SeekFrom::Start(0))?;
+        }
+        file.write_all(&chunk)?;
+        written += CHUNK as u64;
+        let now = Instant::now();
+        hist.record((now - prev).as_nanos() as u64);
+        prev = now;
+        if now >= deadline {
+            break;
+        }
+    }
+    Ok(Phase {
+        ops: written / CHUNK as u64,
+        bytes: written,
+        elapsed: start.elapsed(),
+        hist,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn params_round_trip() {
+        let p = Params {
+            system: "walrus".into(),
+            workload: Workload::ReadBatch,
+            threads: 3,
+            sync: SyncMode::Interval(200),
+            duration: Duration::from_millis(1500),
+            batch: 256,
+            bytes: 1 << 20,
+            topics: 4,
+            dir: "/tmp/x".into(),
+        };
+        let q = Params::parse(&p.to_args()).unwrap();
+        assert_eq!(q.workload, Workload::ReadBatch);
+        assert_eq!(q.sync, SyncMode::Interval(200));
+        assert_eq!(q.duration, p.duration);
+        assert_eq!(q.dir, p.dir);
+    }
+
+    #[test]
+    fn small_workloads_run() {
+        let dir = tempfile::tempdir().unwrap();
+        for (workload, threads) in [
+            (Workload::Append, 2),
+            (Workload::Batch, 1),
+            (Workload::ReadBatch, 2),
+            (Workload::ReadNext, 2),
+            (Workload::Reopen, 1),
+            (Workload::WriteThenRead, 1),
+        ] {
+            let p = Params {
+                system: "walrus".into(),
+                workload,
+                threads,
+                sync: SyncMode::Never,
+                duration: Duration::from_millis(50),
+                batch: 8,
+                bytes: 256 << 10,
+                topics: 3,
+                dir: dir.path().join(workload.to_string()),
+            };
+            let f = run(&p).unwrap();
+            assert!(
+                f.contains_key("ops") || f.contains_key("reopen_ms"),
+                "{workload}"
+            );
+        }
+    }
+}

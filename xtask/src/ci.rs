@@ -1,0 +1,54 @@
+//! `cargo xtask loom` and `cargo xtask ci`: the loom models and what `.ci/run` runs.
+
+use crate::util::run;
+
+/// The loom models of walrus-alloc, time-boxed.
+pub(crate) fn loom() -> Result<(), String> {
+    // A separate target directory keeps the loom build from invalidating the normal one.
+    run(
+        "timeout",
+        &[
+            "900",
+            "cargo",
+            "test",
+            "-p",
+            "walrus-alloc",
+            "--release",
+            "--lib",
+            "loom",
+        ],
+        &[
+            ("RUSTFLAGS", "--cfg loom"),
+            ("CARGO_TARGET_DIR", "target/loom"),
+            ("LOOM_MAX_PREEMPTIONS", "3"),
+        ],
+    )
+}
+
+/// fmt --check, clippy, tests, loom: what CI runs.
+pub(crate) fn ci() -> Result<(), String> {
+    run("cargo", &["fmt", "--all", "--check"], &[])?;
+    run(
+        "cargo",
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+        &[],
+    )?;
+    run(
+        "cargo",
+        &[
+            "test",
+            "--workspace",
+            "--features",
+            "walrus-storage/testing",
+        ],
+        &[],
+    )?;
+    loom()
+}

@@ -1,0 +1,139 @@
+//! Command-line parsing for `cargo xtask`.
+
+pub(crate) const USAGE: &str = "usage: cargo xtask <command>
+
+commands:
+  bench [OPTIONS]            the throughput harness: Walrus against its peers, a table with
+                             ratios, CSV and PNG plots under target/bench-results/
+                             (--quick, the default, takes about 3 minutes on 2 cores)
+  bench writes|reads|scaling|batch-scaling
+                             the seed load tests (env FSYNC, THREADS, WALRUS_DURATION,
+                             WALRUS_BATCH_SIZE, BACKEND, SYSTEMS)
+  bench show suite|writes|reads|scaling|batch-scaling
+                             print the table and redraw the plots of the last run
+  bench --criterion [FILTER] run the criterion suites (short measurement), optionally filtered
+  loom                       run the loom models of walrus-alloc (time-boxed)
+  ci                         run what .ci/run runs: fmt --check, clippy, tests, loom
+
+bench options:
+  --quick | --full           data set and cell sizes (--full: 1 GiB, 10 s cells, T up to 8)
+  --systems a,b              walrus, walrus-fd, walrus-mmap, walrus-0.2.0, raft-engine,
+                             okaywal, rocksdb
+  --rocksdb                  also build RocksDB's WAL (needs librocksdb-dev, libclang-dev;
+                             see benches/RESULTS.md)
+  --no-peers                 walrus only (no peer crates are built)
+  --out DIR, --tmp DIR       results directory, parent of the data directories";
+
+/// What to do.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Command {
+    Bench(Bench),
+    Loom,
+    Ci,
+}
+
+/// `cargo xtask bench ...`.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Bench {
+    /// `--criterion`: run the criterion suites instead of the harness.
+    pub(crate) criterion: bool,
+    /// The criterion filter.
+    pub(crate) filter: Option<String>,
+    /// `--rocksdb`: build the harness with RocksDB.
+    pub(crate) rocksdb: bool,
+    /// `--no-peers`: build the harness without peer crates.
+    pub(crate) no_peers: bool,
+    /// Harness arguments: the subcommand (default `suite`) and options passed through.
+    pub(crate) harness: Vec<String>,
+}
+
+const SEEDS: &[&str] = &["writes", "reads", "scaling", "batch-scaling"];
+
+impl Command {
+    pub(crate) fn parse(args: &[String]) -> Result<Self, String> {
+        match args.first().map(String::as_str) {
+            Some("bench") => Bench::parse(&args[1..]).map(Command::Bench),
+            Some("loom") => Ok(Command::Loom),
+            Some("ci") => Ok(Command::Ci),
+            _ => Err(USAGE.to_owned()),
+        }
+    }
+}
+
+impl Bench {
+    fn parse(args: &[String]) -> Result<Self, String> {
+        let mut b = Bench::default();
+        let mut sub: Option<String> = None;
+        let mut it = args.iter();
+        while let Some(a) = it.next() {
+            match a.as_str() {
+                "--criterion" => b.criterion = true,
+                "--rocksdb" => b.rocksdb = true,
+                "--no-peers" => b.no_peers = true,
+                "-h" | "--help" => return Err(USAGE.to_owned()),
+                "--systems" | "--out" | "--tmp" => {
+                    let v = it.next().ok_or(format!("{a} needs a value"))?;
+                    b.harness.extend([a.clone(), v.clone()]);
+                }
+                "--quick" | "--full" => b.harness.push(a.clone()),
+                s if SEEDS.contains(&s) && sub.is_none() && !b.criterion => {
+                    sub = Some(s.to_owned());
+                }
+                "show" if sub.is_none() && !b.criterion => {
+                    let what = it
+                        .next()
+                        .ok_or("show what? suite|writes|reads|scaling|batch-scaling")?;
+                    sub = Some(format!("show {what}"));
+                }
+                s if b.criterion && b.filter.is_none() && !s.starts_with('-') => {
+                    b.filter = Some(s.to_owned());
+                }
+                other => return Err(format!("unknown bench argument {other:?}\n\n{USAGE}")),
+            }
+        }
+        if b.rocksdb && b.no_peers {
+            return Err("--rocksdb and --no-peers exclude each other".into());
+        }
+        let sub = sub.unwrap_or_else(|| "suite".to_owned());
+        let mut harness: Vec<String> = sub.split(' ').map(str::to_owned).collect();
+        harness.append(&mut b.harness);
+        b.harness = harness;
+        Ok(b)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<Command, String> {
+        let args: Vec<String> = s.split_whitespace().map(str::to_owned).collect();
+        Command::parse(&args)
+    }
+
+    fn bench(s: &str) -> Bench {
+        match parse(s) {
+            Ok(Command::Bench(b)) => b,
+            other => panic!("{s}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn commands() {
+        assert_eq!(parse("loom"), Ok(Command::Loom));
+        assert_eq!(parse("ci"), Ok(Command::Ci));
+        assert!(parse("").is_err());
+        assert_eq!(bench("bench").harness, ["suite"]);
+        assert_eq!(bench("bench --full").harness, ["suite", "--full"]);
+        assert_eq!(
+            bench("bench scaling --systems walrus,okaywal").harness,
+            ["scaling", "--systems", "walrus,okaywal"]
+        );
+        assert_eq!(bench("bench show writes").harness, ["show", "writes"]);
+        let c = bench("bench --criterion append");
+        assert!(c.criterion);
+        assert_eq!(c.filter.as_deref(), Some("append"));
+        assert!(parse("bench --frobnicate").is_err());
+        assert!(parse("bench --rocksdb --no-peers").is_err());
+    }
+}
