@@ -47,6 +47,9 @@ struct Position {
 
 const FIRST_READ_BYTES: usize = 4096;
 
+/// Largest single read of a batch read; bigger budgets take several steps.
+const BATCH_READ_STEP_BYTES: usize = 1024 * 1024;
+
 pub(crate) fn read_step(block: &Block, offset: u64, end: u64) -> Result<Step> {
     let Some(segment) = block.segment() else {
         return Ok(Step::Damaged { resume: end });
@@ -212,6 +215,9 @@ impl Engine {
             return Ok(Vec::new());
         };
         let mut reader = topic.reader.lock();
+        // Taken out of the reader so `reader` stays free for the calls below; put back at
+        // the end (an error just drops it).
+        let mut scratch = std::mem::take(&mut reader.scratch);
         let mut pos = Position {
             index: 0,
             offset: reader.offset,
@@ -224,12 +230,21 @@ impl Engine {
             let mut offset = pos.offset.max(block.data_start);
             while offset < end {
                 let budget = max_bytes.saturating_sub(payload_bytes);
-                let want = ((end - offset) as usize).min(budget.saturating_add(64 * 1024));
+                // Read in bounded steps into a buffer reused across calls: reading a whole
+                // budget at once wastes work when the 2,000-entry cap ends the call first.
+                let want = ((end - offset) as usize)
+                    .min(budget.saturating_add(64 * 1024))
+                    .min(BATCH_READ_STEP_BYTES)
+                    .max(FRAME_HEADER_BYTES.min((end - offset) as usize));
                 let Some(segment) = block.segment() else {
                     break;
                 };
-                let mut buf = vec![0u8; want.max(FRAME_HEADER_BYTES.min((end - offset) as usize))];
-                segment.read_at(block.file_offset(offset), &mut buf)?;
+                if scratch.len() < want {
+                    scratch.resize(want, 0);
+                }
+                let buf = &mut scratch[..want];
+                segment.read_at(block.file_offset(offset), buf)?;
+                let buf = &*buf;
                 let mut at = 0usize;
                 loop {
                     if entries.len() >= BATCH_ENTRIES_MAX {
@@ -324,6 +339,7 @@ impl Engine {
                 consistency,
             )?;
         }
+        reader.scratch = scratch;
         Ok(entries)
     }
 

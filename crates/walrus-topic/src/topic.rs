@@ -52,6 +52,8 @@ pub(crate) struct ReaderState {
     /// consumed (and its file may go) only once a *persisted* cursor is past it, so a crash
     /// can never rewind the cursor onto deleted data.
     pub(crate) passed: Vec<(Arc<Block>, u64)>,
+    /// Reused read buffer of batch reads.
+    pub(crate) scratch: Vec<u8>,
 }
 
 impl ReaderState {
