@@ -352,14 +352,7 @@ fn scan_file(
             }
             Decoded::Frame(frame) if frame.header.kind == BLOCK_HEADER_KIND => frame,
             Decoded::Frame(_) | Decoded::Invalid(_) => {
-                report.corrupt_frames += 1;
-                tracing::warn!(file = %segment.path().display(), offset, "damaged block header: block skipped");
-                let file = segment.path().to_path_buf();
-                report.findings.push(Finding {
-                    file,
-                    offset,
-                    kind: FindingKind::DamagedBlockHeader,
-                });
+                damaged_header(report, segment.path(), offset, "damaged block header");
                 index += 1;
                 continue;
             }
@@ -370,14 +363,12 @@ fn scan_file(
             .checked_add(extent_blocks)
             .is_some_and(|end| end <= file.block_count());
         let (Some(name), true) = (name, fits) else {
-            report.corrupt_frames += 1;
-            tracing::warn!(file = %segment.path().display(), offset, "block header with bad topic or size: block skipped");
-            let file = segment.path().to_path_buf();
-            report.findings.push(Finding {
-                file,
+            damaged_header(
+                report,
+                segment.path(),
                 offset,
-                kind: FindingKind::DamagedBlockHeader,
-            });
+                "block header with bad topic or size",
+            );
             index += 1;
             continue;
         };
@@ -404,6 +395,18 @@ fn scan_file(
         index += extent_blocks;
     }
     Ok(blocks)
+}
+
+/// Counts, logs and reports a block header that cannot be used; the block is skipped.
+fn damaged_header(report: &mut RecoveryReport, path: &std::path::Path, offset: u64, what: &str) {
+    report.corrupt_frames += 1;
+    tracing::warn!(file = %path.display(), offset, "{what}: block skipped");
+    let file = path.to_path_buf();
+    report.findings.push(Finding {
+        file,
+        offset,
+        kind: FindingKind::DamagedBlockHeader,
+    });
 }
 
 /// Bytes read first from each block; most blocks end (in zeros) well before their size.
