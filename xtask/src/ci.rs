@@ -25,7 +25,7 @@ pub(crate) fn loom() -> Result<(), String> {
     )
 }
 
-/// fmt --check, clippy, tests, loom: what CI runs.
+/// fmt --check, clippy, tests, loom, the reliability suites at CI scale: what CI runs.
 pub(crate) fn ci() -> Result<(), String> {
     run("cargo", &["fmt", "--all", "--check"], &[])?;
     run(
@@ -46,9 +46,10 @@ pub(crate) fn ci() -> Result<(), String> {
             "test",
             "--workspace",
             "--features",
-            "walrus-storage/testing",
+            "walrus-storage/testing,walrus-rust/metrics",
         ],
         &[],
     )?;
-    loom()
+    loom()?;
+    crate::reliability::reliability(true)
 }

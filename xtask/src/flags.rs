@@ -13,7 +13,11 @@ commands:
                              print the table and redraw the plots of the last run
   bench --criterion [FILTER] run the criterion suites (short measurement), optionally filtered
   loom                       run the loom models of walrus-alloc (time-boxed)
-  ci                         run what .ci/run runs: fmt --check, clippy, tests, loom
+  ci                         run what .ci/run runs: fmt --check, clippy, tests, loom,
+                             reliability --ci
+  reliability [--ci]         crash, power-loss, corruption and fault-injection suites in
+                             release mode (full: about 20k power losses and 1,000 kill -9
+                             cycles; --ci: the scaled-down variant), then loom
 
 bench options:
   --quick | --full           data set and cell sizes (--full: 1 GiB, 10 s cells, T up to 8)
@@ -30,6 +34,10 @@ pub(crate) enum Command {
     Bench(Bench),
     Loom,
     Ci,
+    Reliability {
+        /// `--ci`: the scaled-down variant.
+        ci: bool,
+    },
 }
 
 /// `cargo xtask bench ...`.
@@ -55,6 +63,11 @@ impl Command {
             Some("bench") => Bench::parse(&args[1..]).map(Command::Bench),
             Some("loom") => Ok(Command::Loom),
             Some("ci") => Ok(Command::Ci),
+            Some("reliability") => match args.get(1).map(String::as_str) {
+                None => Ok(Command::Reliability { ci: false }),
+                Some("--ci") => Ok(Command::Reliability { ci: true }),
+                Some(other) => Err(format!("unknown reliability option {other}\n{USAGE}")),
+            },
             _ => Err(USAGE.to_owned()),
         }
     }

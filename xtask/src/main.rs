@@ -3,6 +3,7 @@
 mod bench;
 mod ci;
 mod flags;
+mod reliability;
 mod util;
 
 use std::{env, process::ExitCode};
@@ -13,6 +14,7 @@ fn main() -> ExitCode {
         flags::Command::Bench(b) => bench::run(&b),
         flags::Command::Loom => ci::loom(),
         flags::Command::Ci => ci::ci(),
+        flags::Command::Reliability { ci } => reliability::reliability(ci),
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

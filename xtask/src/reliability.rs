@@ -1,0 +1,55 @@
+//! `cargo xtask reliability [--ci]`: the crash, power-loss, corruption and fault-injection
+//! suites (docs: shared RELIABILITY.md) at full or CI scale, each printing its figures line.
+
+use crate::{ci::loom, util::run};
+
+/// Scales of one run: simulator seeds (each cuts the power one to three times), kill -9
+/// cycles (three kills each), and whether the corpus and injection tests run in full.
+struct Scale {
+    sim_seeds: &'static str,
+    kill_cycles: &'static str,
+    full: &'static str,
+}
+
+const FULL: Scale = Scale {
+    sim_seeds: "10000",
+    kill_cycles: "334",
+    full: "1",
+};
+const CI: Scale = Scale {
+    sim_seeds: "3000",
+    kill_cycles: "100",
+    full: "0",
+};
+
+pub(crate) fn reliability(ci: bool) -> Result<(), String> {
+    let scale = if ci { CI } else { FULL };
+    // Release mode, one test at a time: the simulator and the kill loop each want both cores.
+    run(
+        "cargo",
+        &[
+            "test",
+            "--release",
+            "-p",
+            "walrus-rust",
+            "--test",
+            "it",
+            "--",
+            "--test-threads=1",
+            "--nocapture",
+            "sim_crash",
+            "kill9_",
+            "corruption_corpus",
+            "inject",
+        ],
+        &[
+            ("SIM_CYCLES", scale.sim_seeds),
+            ("KILL_CYCLES", scale.kill_cycles),
+            ("CORPUS_FULL", scale.full),
+            ("INJECT_FULL", scale.full),
+            ("WALRUS_QUIET", "1"),
+        ],
+    )?;
+    // CI runs the loom models already (`make test`); the full run includes them.
+    if ci { Ok(()) } else { loom() }
+}
