@@ -236,3 +236,25 @@ fn failed_batch_write_leaves_nothing_behind() {
         "state after reopen matches what was read"
     );
 }
+
+#[test]
+fn milliseconds_schedule_makes_appends_durable_in_the_background() {
+    let storage = FaultyStorage::new();
+    let wal = engine(&storage, FsyncSchedule::Milliseconds(5));
+    for i in 0..50 {
+        wal.append("t", &entry(i), FsyncSchedule::Milliseconds(5))
+            .unwrap();
+    }
+    // No flush: only the background ticker can have synced these.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while storage.unsynced_bytes("00000000000000000001.wal") > 0
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    // Cut the power first, so closing cannot sync anything (its writes now fail).
+    storage.power_loss(PowerLoss::DropAll);
+    drop(wal);
+    let wal = engine(&storage, FsyncSchedule::SyncEach);
+    assert_eq!(read_all(&wal, "t"), (0..50).map(entry).collect::<Vec<_>>());
+}
