@@ -51,5 +51,6 @@ pub(crate) fn ci() -> Result<(), String> {
         &[],
     )?;
     loom()?;
-    crate::reliability::reliability(true)
+    crate::reliability::reliability(true)?;
+    crate::mutants::mutants()
 }

@@ -18,6 +18,9 @@ commands:
   reliability [--ci]         crash, power-loss, corruption and fault-injection suites in
                              release mode (full: about 20k power losses and 1,000 kill -9
                              cycles; --ci: the scaled-down variant), then loom
+  mutants                    build deliberately broken variants (ack before fsync, checksum
+                             not verified, torn tail not cut, cursor persisted ahead, no
+                             timed fsync) and check that the suites catch every one
 
 bench options:
   --quick | --full           data set and cell sizes (--full: 1 GiB, 10 s cells, T up to 8)
@@ -38,6 +41,7 @@ pub(crate) enum Command {
         /// `--ci`: the scaled-down variant.
         ci: bool,
     },
+    Mutants,
 }
 
 /// `cargo xtask bench ...`.
@@ -63,6 +67,7 @@ impl Command {
             Some("bench") => Bench::parse(&args[1..]).map(Command::Bench),
             Some("loom") => Ok(Command::Loom),
             Some("ci") => Ok(Command::Ci),
+            Some("mutants") => Ok(Command::Mutants),
             Some("reliability") => match args.get(1).map(String::as_str) {
                 None => Ok(Command::Reliability { ci: false }),
                 Some("--ci") => Ok(Command::Reliability { ci: true }),

@@ -3,6 +3,7 @@
 mod bench;
 mod ci;
 mod flags;
+mod mutants;
 mod reliability;
 mod util;
 
@@ -15,6 +16,7 @@ fn main() -> ExitCode {
         flags::Command::Loom => ci::loom(),
         flags::Command::Ci => ci::ci(),
         flags::Command::Reliability { ci } => reliability::reliability(ci),
+        flags::Command::Mutants => mutants::mutants(),
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -72,7 +72,9 @@ impl Engine {
             self.durability.ticket()
         };
         self.counters.appended(1, data.len() as u64);
-        if matches!(schedule, FsyncSchedule::SyncEach) {
+        // Mutant ack_before_fsync: acknowledges SyncEach appends before they are durable.
+        if matches!(schedule, FsyncSchedule::SyncEach) && !cfg!(walrus_mutant = "ack_before_fsync")
+        {
             self.durability.wait_durable(ticket, &self.alloc)?;
         }
         Ok(())
@@ -169,7 +171,9 @@ impl Engine {
             batch.len() as u64,
             batch.iter().map(|e| e.len() as u64).sum(),
         );
-        if matches!(schedule, FsyncSchedule::SyncEach) {
+        // Mutant ack_before_fsync: acknowledges SyncEach appends before they are durable.
+        if matches!(schedule, FsyncSchedule::SyncEach) && !cfg!(walrus_mutant = "ack_before_fsync")
+        {
             self.durability.wait_durable(ticket, &self.alloc)?;
         }
         Ok(())

@@ -395,7 +395,8 @@ pub(crate) fn persist_cursor(
     reader.slot = Some(slot);
     let front: Option<Arc<Block>> = topic.block_at(0);
     let cursor = PersistedCursor {
-        next_seq: reader.next_seq,
+        // Mutant cursor_persisted_ahead: persists a cursor one entry past what was read.
+        next_seq: reader.next_seq + u64::from(cfg!(walrus_mutant = "cursor_persisted_ahead")),
         file_seq: front.as_ref().map_or(0, |b| b.extent.file().seq()),
         extent_offset: front.as_ref().map_or(0, |b| b.extent.offset()),
         offset: reader.offset,

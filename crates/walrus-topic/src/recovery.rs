@@ -265,7 +265,10 @@ pub(crate) fn recover(
                     ));
                 }
                 if !read_only {
-                    zero(&block.extent, block.end, block.dirty_end)?;
+                    // Mutant torn_tail_not_cut: leaves torn tails and partial batches on disk.
+                    if !cfg!(walrus_mutant = "torn_tail_not_cut") {
+                        zero(&block.extent, block.end, block.dirty_end)?;
+                    }
                     remember(&mut touched, block.extent.file());
                 }
             }

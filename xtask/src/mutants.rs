@@ -1,0 +1,80 @@
+//! `cargo xtask mutants`: builds each deliberately broken variant of the library (T12 of the
+//! reliability plan) and checks that the suites catch it, i.e. that the tests can fail.
+
+use std::process::{Command, Stdio};
+
+use crate::util::{project_root, run};
+
+/// Each mutant (a `walrus_mutant` cfg value) and the tests expected to catch it.
+const MUTANTS: &[(&str, &[&str])] = &[
+    (
+        "ack_before_fsync",
+        &["sim_crash_power_loss", "crash::sync_each"],
+    ),
+    ("checksum_not_verified", &["corruption::"]),
+    (
+        "torn_tail_not_cut",
+        &["corruption::torn_tail", "sim_crash_power_loss"],
+    ),
+    (
+        "cursor_persisted_ahead",
+        &["sim_crash_power_loss", "cursors::"],
+    ),
+    ("no_timed_fsync", &["crash::milliseconds_schedule"]),
+];
+
+pub(crate) fn mutants() -> Result<(), String> {
+    // Build the test binary once per mutant in a target directory of its own, so the normal
+    // build stays untouched.
+    let mut survivors = Vec::new();
+    for (mutant, filters) in MUTANTS {
+        let rustflags = format!("--cfg walrus_mutant=\"{mutant}\"");
+        let envs = [
+            ("RUSTFLAGS", rustflags.as_str()),
+            ("CARGO_TARGET_DIR", "target/mutants"),
+        ];
+        run(
+            "cargo",
+            &[
+                "test",
+                "-p",
+                "walrus-rust",
+                "--test",
+                "it",
+                "--no-run",
+                "--quiet",
+            ],
+            &envs,
+        )?;
+        let mut args = vec!["test", "-p", "walrus-rust", "--test", "it", "--quiet", "--"];
+        args.extend_from_slice(filters);
+        eprintln!("$ (mutant {mutant}) cargo {}", args.join(" "));
+        let status = Command::new("cargo")
+            .args(&args)
+            .envs(envs)
+            .env("SIM_CYCLES", "200")
+            .env("WALRUS_QUIET", "1")
+            .current_dir(project_root())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map_err(|e| format!("cannot run cargo: {e}"))?;
+        if status.success() {
+            eprintln!("mutant {mutant}: SURVIVED (no test failed)");
+            survivors.push(*mutant);
+        } else {
+            eprintln!("mutant {mutant}: caught");
+        }
+    }
+    println!(
+        "mutants: run={} caught={} survived={}",
+        MUTANTS.len(),
+        MUTANTS.len() - survivors.len(),
+        survivors.len()
+    );
+    if survivors.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("mutants not caught: {}", survivors.join(", ")))
+    }
+}
