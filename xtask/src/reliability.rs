@@ -4,21 +4,25 @@
 use crate::{ci::loom, util::run};
 
 /// Scales of one run: simulator seeds (each cuts the power one to three times), kill -9
-/// cycles (three kills each), and whether the corpus and injection tests run in full.
+/// cycles (three kills each), stress appends, and whether the corpus and injection tests
+/// run in full.
 struct Scale {
     sim_seeds: &'static str,
     kill_cycles: &'static str,
+    stress_appends: &'static str,
     full: &'static str,
 }
 
 const FULL: Scale = Scale {
     sim_seeds: "10000",
     kill_cycles: "334",
+    stress_appends: "5000000",
     full: "1",
 };
 const CI: Scale = Scale {
     sim_seeds: "3000",
     kill_cycles: "100",
+    stress_appends: "1000000",
     full: "0",
 };
 
@@ -39,12 +43,14 @@ pub(crate) fn reliability(ci: bool) -> Result<(), String> {
             "--nocapture",
             "sim_crash",
             "kill9_",
+            "stress_",
             "corruption_corpus",
             "inject",
         ],
         &[
             ("SIM_CYCLES", scale.sim_seeds),
             ("KILL_CYCLES", scale.kill_cycles),
+            ("STRESS_APPENDS", scale.stress_appends),
             ("CORPUS_FULL", scale.full),
             ("INJECT_FULL", scale.full),
             ("WALRUS_QUIET", "1"),

@@ -13,3 +13,4 @@ mod kill9;
 mod namespaces;
 mod sim_crash;
 mod sizes;
+mod stress;
