@@ -148,7 +148,12 @@ impl Allocator {
             self.next_seq.fetch_max(seq + 1, Ordering::AcqRel);
             match self.open_file(seq) {
                 Ok(file) => recovered.push(RecoveredFile { file }),
-                Err(err) => bad.push((crate::format::file_name(seq), err)),
+                // Damaged content is reported and the file left alone; an I/O error is not
+                // evidence of damage, and skipping the file would lose its data: fail instead.
+                Err(err @ Error::BadFileHeader { .. }) => {
+                    bad.push((crate::format::file_name(seq), err));
+                }
+                Err(err) => return Err(err),
             }
         }
         Ok((recovered, bad))

@@ -31,6 +31,11 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether this is a failed sync in the storage below.
+    pub fn is_sync_failure(&self) -> bool {
+        matches!(self, Self::Storage(err) if err.is_sync_failure())
+    }
+
     /// The [`io::ErrorKind`] that best describes this error.
     pub fn kind(&self) -> io::ErrorKind {
         match self {

@@ -53,6 +53,12 @@ impl Error {
         }
     }
 
+    /// Whether this is a failed `fsync`, `fdatasync` or `msync`: after one, the kernel may have
+    /// dropped the dirty data it could not write, so callers must not retry into a success.
+    pub fn is_sync_failure(&self) -> bool {
+        matches!(self, Self::Io { op, .. } if op.contains("sync"))
+    }
+
     /// The [`io::ErrorKind`] that best describes this error.
     pub fn kind(&self) -> io::ErrorKind {
         match self {

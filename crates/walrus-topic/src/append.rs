@@ -35,6 +35,11 @@ fn check_entry_len(len: usize) -> Result<()> {
 impl Engine {
     /// Appends one entry to `topic`; with `SyncEach` returns only once it is durable.
     pub fn append(&self, topic: &str, data: &[u8], schedule: FsyncSchedule) -> Result<()> {
+        self.durability
+            .check(self.append_inner(topic, data, schedule))
+    }
+
+    fn append_inner(&self, topic: &str, data: &[u8], schedule: FsyncSchedule) -> Result<()> {
         check_entry_len(data.len())?;
         self.durability.check_poisoned()?;
         let topic = self.topic_or_create(topic)?;
@@ -127,6 +132,16 @@ impl Engine {
 
     /// Appends all of `batch` to `topic` or none of it, in process and across a crash.
     pub fn batch_append(
+        &self,
+        topic: &str,
+        batch: &[&[u8]],
+        schedule: FsyncSchedule,
+    ) -> Result<()> {
+        self.durability
+            .check(self.batch_append_inner(topic, batch, schedule))
+    }
+
+    fn batch_append_inner(
         &self,
         topic: &str,
         batch: &[&[u8]],

@@ -102,6 +102,25 @@ impl Durability {
         }
     }
 
+    /// Poisons the instance after a failed sync outside the group commit (file creation, a
+    /// cursor persist): later writes fail until reopen.
+    pub(crate) fn poison(&self, reason: String) {
+        tracing::error!(%reason, "fsync failed: instance poisoned until reopened");
+        let mut state = self.state.lock();
+        state.poisoned.get_or_insert(reason);
+        self.changed.notify_all();
+    }
+
+    /// Passes `result` through, poisoning the instance if it is a failed sync.
+    pub(crate) fn check<T>(&self, result: Result<T>) -> Result<T> {
+        if let Err(err) = &result
+            && err.is_sync_failure()
+        {
+            self.poison(err.to_string());
+        }
+        result
+    }
+
     /// Makes everything written so far durable.
     pub(crate) fn flush(&self, alloc: &Allocator) -> Result<()> {
         // A fresh ticket forces a sync round even when no append took one since open: files

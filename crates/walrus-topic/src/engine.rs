@@ -123,8 +123,7 @@ impl Engine {
         let started = Instant::now();
         let alloc = Arc::new(Allocator::new(Arc::clone(&storage), config.alloc)?);
         let (files, bad) = alloc.recover()?;
-        // What an earlier process wrote may still sit in the page cache: the next sync round
-        // (a flush, the ticker, a SyncEach append) covers it too.
+        // What an earlier process wrote may still sit in the page cache: synced below.
         for recovered in &files {
             recovered.file.mark_dirty();
         }
@@ -149,6 +148,12 @@ impl Engine {
             let _span = tracing::info_span!("walrus_recovery", files = files.len()).entered();
             recovery::recover(&files, &positions, config.read_only)?
         };
+        if !config.read_only {
+            // What recovery adopted may exist only in the page cache of the process that wrote
+            // it. Make it durable before new appends land after it: otherwise a power cut could
+            // lose it and leave a hole in front of later, acknowledged entries.
+            alloc.sync_dirty()?;
+        }
         let mut topics = FnvHashMap::default();
         let mut names: Vec<String> = report.topics.keys().chain(loaded.keys()).cloned().collect();
         names.sort();

@@ -35,6 +35,15 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether this is a failed sync in the layers below (which poisons the instance).
+    pub fn is_sync_failure(&self) -> bool {
+        match self {
+            Self::Storage(err) => err.is_sync_failure(),
+            Self::Alloc(err) => err.is_sync_failure(),
+            _ => false,
+        }
+    }
+
     /// The [`io::ErrorKind`] that best describes this error.
     pub fn kind(&self) -> io::ErrorKind {
         match self {

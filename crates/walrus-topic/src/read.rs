@@ -357,6 +357,12 @@ impl Engine {
         if self.config.read_only {
             return Err(crate::Error::ReadOnly("checkpoint"));
         }
+        let before = (
+            reader.offset,
+            reader.next_seq,
+            reader.unpersisted,
+            reader.passed.len(),
+        );
         topic.pass_blocks(reader, pos.index, next_seq);
         reader.offset = pos.offset;
         reader.next_seq = next_seq;
@@ -367,15 +373,23 @@ impl Engine {
                 reader.unpersisted >= u64::from(persist_every.max(1))
             }
         };
-        if due {
-            self.persist(topic, reader)?;
+        if due && let Err(err) = self.persist(topic, reader) {
+            // The read fails, so the cursor must not move: the same entries come back next.
+            (reader.offset, reader.next_seq, reader.unpersisted) = (before.0, before.1, before.2);
+            let mut chain = topic.chain.write();
+            for (block, _) in reader.passed.drain(before.3..).rev() {
+                chain.push_front(block);
+            }
+            return Err(err);
         }
         reader.release_passed();
         Ok(())
     }
 
     pub(crate) fn persist(&self, topic: &Topic, reader: &mut ReaderState) -> Result<()> {
-        persist_cursor(&self.cursors, topic, reader)?;
+        self.durability.check_poisoned()?;
+        self.durability
+            .check(persist_cursor(&self.cursors, topic, reader))?;
         self.counters.cursor_persisted();
         Ok(())
     }
@@ -401,8 +415,11 @@ pub(crate) fn persist_cursor(
         extent_offset: front.as_ref().map_or(0, |b| b.extent.offset()),
         offset: reader.offset,
     };
-    reader.generation += 1;
-    cursors.persist(slot, reader.generation, &topic.name, &cursor)?;
+    // The generation moves only on success: a failed write may have damaged this half of
+    // the slot pair, and the retry must rewrite it, not the other (still valid) half.
+    let generation = reader.generation + 1;
+    cursors.persist(slot, generation, &topic.name, &cursor)?;
+    reader.generation = generation;
     reader.unpersisted = 0;
     reader.persisted_seq = Some(reader.next_seq);
     reader.release_passed();

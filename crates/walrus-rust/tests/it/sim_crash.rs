@@ -14,24 +14,9 @@ use walrus_alloc::AllocConfig;
 use walrus_storage::{BackendKind, FaultyStorage, PowerLoss, Storage, TearFill};
 use walrus_topic::{Engine, EngineConfig, FsyncSchedule, ReadConsistency, TopicInfo};
 
+use crate::support::Rng;
+
 const TOPICS: [&str; 3] = ["alpha", "beta", ""];
-
-/// Small deterministic generator (SplitMix64), so a seed replays exactly.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 #[derive(Default, Clone)]
 struct TopicModel {
