@@ -267,19 +267,15 @@ impl Engine {
 fn position_topic(name: String, found: RecoveredTopic, cursor: Option<LoadedCursor>) -> Topic {
     let mut reader = ReaderState::default();
     let next_seq = found.next_seq;
-    let mut chain: VecDeque<_> = found.blocks.into();
+    // Recovery already consumed the blocks wholly behind the cursor: the chain starts at
+    // the block that holds it.
+    let chain: VecDeque<_> = found.blocks.into();
     if let Some(loaded) = cursor {
         reader.slot = Some(loaded.slot);
         reader.generation = loaded.generation;
         reader.persisted_seq = Some(loaded.cursor.next_seq);
     }
     let target = cursor.map_or(0, |c| c.cursor.next_seq).min(next_seq);
-    // Blocks wholly before the (durable) cursor are consumed at once.
-    while chain.len() > 1 && chain[1].first_seq <= target {
-        if let Some(block) = chain.pop_front() {
-            block.extent.consume();
-        }
-    }
     reader.next_seq = target.max(chain.front().map_or(target, |b| b.first_seq));
     reader.offset = match chain.front() {
         Some(block) => locate(block, reader.next_seq, cursor),
