@@ -37,8 +37,9 @@ impl Engine {
     /// A snapshot of the counters.
     pub fn stats(&self) -> Stats {
         let c = &self.counters;
+        let files = self.files_info();
         let (mut live_bytes, mut reclaimable_bytes) = (0, 0);
-        for file in self.files_info() {
+        for file in &files {
             if file.extents > 0 && file.consumed == file.extents {
                 reclaimable_bytes += file.bytes;
             } else {
@@ -52,7 +53,7 @@ impl Engine {
             fsyncs: self.durability.sync_count(),
             cursor_persists: c.cursor_persists.load(Ordering::Relaxed),
             corrupt_entries: c.corrupt_entries.load(Ordering::Relaxed),
-            files: self.alloc.files().len() as u64,
+            files: files.len() as u64,
             live_bytes,
             reclaimable_bytes,
             backend: self.storage.kind().name(),
