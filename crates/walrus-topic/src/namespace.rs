@@ -1,7 +1,7 @@
 //! Where an instance lives: the data directory, keyed namespaces, the environment variables
 //! and the thread namespace used by tests, exactly as walrus-rust 0.2.0 resolves them.
 
-use std::{cell::RefCell, path::PathBuf};
+use std::{cell::RefCell, hash::Hasher, path::PathBuf};
 
 thread_local! {
     static THREAD_NAMESPACE: RefCell<Option<String>> = const { RefCell::new(None) };
@@ -31,9 +31,9 @@ pub fn __current_thread_namespace_for_tests() -> Option<String> {
 
 /// FNV-1a 64 of `bytes`, the hash behind the names of keys that sanitize to nothing.
 fn fnv1a64(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |hash, b| {
-        (hash ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
+    let mut hasher = fnv::FnvHasher::default();
+    hasher.write(bytes);
+    hasher.finish()
 }
 
 /// The directory name of a key: ASCII letters, digits, `-`, `_` and `.` are kept, every
