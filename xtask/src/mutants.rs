@@ -21,6 +21,12 @@ const MUTANTS: &[(&str, &[&str])] = &[
         &["sim_crash_power_loss", "cursors::"],
     ),
     ("no_timed_fsync", &["crash::milliseconds_schedule"]),
+    ("claim_overstated", &["sim_crash_power_loss"]),
+    (
+        "cursor_slot_not_rolled_back",
+        &["inject_failed_write", "inject_failed_fsync"],
+    ),
+    ("clean_marker_kept", &["sim_crash_power_loss"]),
 ];
 
 pub(crate) fn mutants() -> Result<(), String> {

@@ -182,6 +182,12 @@ fn damage(dir: &Path, payload: &[u8], with: &[u8]) -> (PathBuf, u64) {
     (path, frame)
 }
 
+/// Makes the directory look like a crash left it: no clean-close marker, so a damaged tail
+/// may be a torn write (after a clean close it is corruption).
+fn as_after_a_crash(dir: &Path) {
+    fs::remove_file(dir.join("CLEAN")).unwrap();
+}
+
 #[test]
 fn info_and_stats_show_the_directory() {
     let dir = populated();
@@ -397,6 +403,7 @@ fn verify_names_a_corrupt_entry_in_the_middle() {
 #[test]
 fn torn_tail_dry_run_repair_then_verify() {
     let dir = populated();
+    as_after_a_crash(dir.path());
     let (file, offset) = damage(dir.path(), b"order-019", &[0xa5; 9]);
     let output = ctl(dir.path(), &["verify"]);
     assert_eq!(output.status.code(), Some(1));
@@ -439,6 +446,7 @@ fn a_torn_batch_is_cut_whole() {
             .unwrap();
     }
     // The batch's last entry torn: the two before it are a partial batch.
+    as_after_a_crash(dir.path());
     damage(dir.path(), b"batch-c", b"\xff\xff\xff\xff\xff\xff\xff");
     let output = ctl(dir.path(), &["verify", "--json"]);
     assert_eq!(output.status.code(), Some(1));

@@ -7,9 +7,10 @@ use walrus_storage::{FrameHeader, Segment, encode_frame, frame_len};
 use crate::{
     Engine, Error, FsyncSchedule, Result,
     block::Block,
+    claim::ClaimTracker,
     format::{
         BATCH_BYTES_MAX, BATCH_ENTRIES_MAX, BLOCK_HEADER_KIND, ENTRY_BYTES_MAX, ENTRY_KIND,
-        FLAG_BATCH, FLAG_BATCH_END, block_header_len,
+        FLAG_BATCH, FLAG_BATCH_END, block_header_len, encode_claim,
     },
     topic::{Topic, WriterState},
 };
@@ -62,10 +63,11 @@ impl Engine {
                 .as_ref()
                 .expect("rotate leaves an active block");
             state.scratch.clear();
+            let durable_end = self.claimed_durable_end(&mut state.claims, state.next_seq);
             let header = FrameHeader {
                 kind: ENTRY_KIND,
                 flags: 0,
-                aux: 0,
+                aux: encode_claim(state.next_seq, durable_end),
                 seq: state.next_seq,
             };
             encode_frame(&mut state.scratch, &header, data);
@@ -74,7 +76,9 @@ impl Engine {
             state.write_offset += needed;
             state.next_seq += 1;
             block.publish(state.write_offset);
-            self.durability.ticket()
+            let ticket = self.durability.ticket();
+            state.claims.written(ticket, state.next_seq);
+            ticket
         };
         self.counters.appended(1, data.len() as u64);
         // Mutant ack_before_fsync: acknowledges SyncEach appends before they are durable.
@@ -83,6 +87,16 @@ impl Engine {
             self.durability.wait_durable(ticket, &self.alloc)?;
         }
         Ok(())
+    }
+
+    /// The durable prefix the next entries of the writer's topic claim.
+    fn claimed_durable_end(&self, claims: &mut ClaimTracker, next_seq: u64) -> u64 {
+        // Mutant claim_overstated: claims every earlier entry durable, so recovery takes
+        // crash holes for damage and keeps entries after them.
+        if cfg!(walrus_mutant = "claim_overstated") {
+            return next_seq;
+        }
+        claims.durable_end(self.durability.durable_ticket())
     }
 
     /// Seals the writer's active block and starts a new one with room for `needed` bytes.
@@ -179,7 +193,10 @@ impl Engine {
         let ticket = {
             let mut writer = topic.writer.lock();
             self.write_batch(&topic, &mut writer, batch)?;
-            self.durability.ticket()
+            let ticket = self.durability.ticket();
+            let seq_end = writer.next_seq;
+            writer.claims.written(ticket, seq_end);
+            ticket
         };
         drop(guard);
         self.counters.appended(
@@ -204,6 +221,7 @@ impl Engine {
         }
         let mut pieces: Vec<Piece> = Vec::new();
         let mut seq = writer.next_seq;
+        let durable_end = self.claimed_durable_end(&mut writer.claims, seq);
         let mut current = writer.active.clone().map(|(block, segment)| Piece {
             block,
             segment,
@@ -250,7 +268,7 @@ impl Engine {
                 &FrameHeader {
                     kind: ENTRY_KIND,
                     flags,
-                    aux: 0,
+                    aux: encode_claim(seq, durable_end),
                     seq,
                 },
                 entry,
@@ -263,15 +281,26 @@ impl Engine {
                 .segment
                 .write_at(piece.block.file_offset(piece.start), &piece.bytes)
             {
-                // Nothing was published, so readers never saw any of it; the writer state is
-                // unchanged and the next append overwrites the partial bytes.
-                for done in &pieces[..written] {
+                // Nothing was published, so readers never saw any of it, and the writer state
+                // is unchanged. The failed write may still have stored whole frames of the
+                // batch: zero it with the pieces before it, or a shorter append over them
+                // would leave valid frames of a batch that never happened behind it.
+                let mut undone = Ok(());
+                for done in &pieces[..=written] {
                     let zeros = vec![0u8; done.bytes.len()];
-                    let _ = done
-                        .segment
-                        .write_at(done.block.file_offset(done.start), &zeros);
+                    undone = undone.and(
+                        done.segment
+                            .write_at(done.block.file_offset(done.start), &zeros),
+                    );
                 }
                 abandon(&pieces, None);
+                if let Err(undo) = undone {
+                    // Frames of the failed batch may stay on disk: refuse further appends
+                    // until a reopen (whose recovery cuts the partial batch) rather than
+                    // write after them.
+                    self.durability
+                        .poison(format!("failed batch write ({err}) not undone: {undo}"));
+                }
                 return Err(err.into());
             }
             piece.block.extent.file().mark_dirty();

@@ -10,7 +10,7 @@ use parking_lot::{Mutex, RwLock};
 use walrus_storage::{Decoded, FrameHeader, Segment, Storage, decode_frame, encode_frame};
 
 use crate::{
-    Result,
+    Error, Result,
     format::{
         CURSOR_FILE_BYTES, CURSOR_FIXED_BYTES, CURSOR_KIND, CURSOR_SLOT_BYTES,
         CURSOR_TOPICS_PER_FILE, cursor_file_name, parse_cursor_file_name, u64_at,
@@ -163,8 +163,26 @@ impl CursorStore {
         bytes.resize(CURSOR_SLOT_BYTES as usize, 0);
         let pair = u64::from(slot % CURSOR_TOPICS_PER_FILE);
         let offset = pair * 2 * CURSOR_SLOT_BYTES + (generation % 2) * CURSOR_SLOT_BYTES;
-        segment.write_at(offset, &bytes)?;
-        segment.sync()?;
-        Ok(())
+        let Err(err) = segment
+            .write_at(offset, &bytes)
+            .and_then(|()| segment.sync())
+        else {
+            return Ok(());
+        };
+        // The slot may now hold the new position, whole or in part, in the page cache if not
+        // on disk, although the read that asked for it fails and delivers nothing. Clear the
+        // slot so that the other one (the previous position) stays the newest; if even that
+        // fails, the instance must be poisoned.
+        // Mutant cursor_slot_not_rolled_back: leaves the failed slot write in place.
+        if !cfg!(walrus_mutant = "cursor_slot_not_rolled_back") {
+            let zeros = [0u8; CURSOR_SLOT_BYTES as usize];
+            if let Err(undo) = segment
+                .write_at(offset, &zeros)
+                .and_then(|()| segment.sync())
+            {
+                return Err(Error::CursorUndoFailed(err, undo));
+            }
+        }
+        Err(err.into())
     }
 }

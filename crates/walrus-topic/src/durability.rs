@@ -18,8 +18,12 @@ use std::{
 
 use parking_lot::{Condvar, Mutex};
 use walrus_alloc::Allocator;
+use walrus_storage::Storage;
 
-use crate::{Error, Result};
+use crate::{
+    Error, Result,
+    format::{MARKER_BYTES, POISON_MARKER_NAME},
+};
 
 #[derive(Debug, Default)]
 struct SyncState {
@@ -31,13 +35,42 @@ struct SyncState {
 
 #[derive(Debug, Default)]
 pub(crate) struct Durability {
+    /// Where to leave the poison marker (none for read-only instances).
+    marker_dir: Option<Arc<dyn Storage>>,
     issued: AtomicU64,
+    /// Mirror of `SyncState::durable`, read without the lock by writers for their claims.
+    durable: AtomicU64,
     syncs: AtomicU64,
     state: Mutex<SyncState>,
     changed: Condvar,
 }
 
 impl Durability {
+    /// Group commit for an instance whose directory is `storage` (`None`: read-only).
+    pub(crate) fn new(storage: Option<Arc<dyn Storage>>) -> Self {
+        Self {
+            marker_dir: storage,
+            ..Self::default()
+        }
+    }
+
+    /// Poisons the instance (first reason wins) and leaves the poison marker on disk, so
+    /// that the next open rewrites what the kernel may have dropped.
+    fn set_poisoned(&self, state: &mut SyncState, reason: String) {
+        if state.poisoned.is_some() {
+            return;
+        }
+        tracing::error!(%reason, "fsync failed: instance poisoned until reopened");
+        state.poisoned = Some(reason);
+        if let Some(storage) = &self.marker_dir {
+            match storage.create(POISON_MARKER_NAME, MARKER_BYTES) {
+                Ok(_) => {}
+                Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(err) => tracing::error!(error = %err, "cannot leave the poison marker"),
+            }
+        }
+    }
+
     /// Takes a ticket for a write that has reached its file and marked it dirty.
     pub(crate) fn ticket(&self) -> u64 {
         // SeqCst orders the dirty flag set before this with the leader's load of `issued`.
@@ -47,6 +80,11 @@ impl Durability {
     /// The newest ticket issued so far.
     pub(crate) fn issued(&self) -> u64 {
         self.issued.load(Ordering::SeqCst)
+    }
+
+    /// Every write with a ticket up to this one is durable.
+    pub(crate) fn durable_ticket(&self) -> u64 {
+        self.durable.load(Ordering::Acquire)
     }
 
     /// Number of sync rounds performed.
@@ -90,13 +128,13 @@ impl Durability {
             state = self.state.lock();
             state.syncing = false;
             match synced {
-                Ok(_) => state.durable = state.durable.max(target),
-                Err(err) => {
-                    tracing::error!(error = %err, "fsync failed: instance poisoned until reopened");
-                    // Never retried into a false success: the kernel may have dropped the
-                    // dirty pages it failed to write.
-                    state.poisoned = Some(err.to_string());
+                Ok(_) => {
+                    state.durable = state.durable.max(target);
+                    self.durable.store(state.durable, Ordering::Release);
                 }
+                // Never retried into a false success: the kernel may have dropped the dirty
+                // pages it failed to write.
+                Err(err) => self.set_poisoned(&mut state, err.to_string()),
             }
             self.changed.notify_all();
         }
@@ -105,9 +143,8 @@ impl Durability {
     /// Poisons the instance after a failed sync outside the group commit (file creation, a
     /// cursor persist): later writes fail until reopen.
     pub(crate) fn poison(&self, reason: String) {
-        tracing::error!(%reason, "fsync failed: instance poisoned until reopened");
         let mut state = self.state.lock();
-        state.poisoned.get_or_insert(reason);
+        self.set_poisoned(&mut state, reason);
         self.changed.notify_all();
     }
 

@@ -20,7 +20,7 @@ use crate::{
     EngineConfig, Error, FsyncSchedule, Result,
     cursor_store::{CursorStore, LoadedCursor},
     durability::{Durability, Ticker},
-    format::TOPIC_NAME_BYTES_MAX,
+    format::{CLEAN_MARKER_NAME, MARKER_BYTES, POISON_MARKER_NAME, TOPIC_NAME_BYTES_MAX},
     recovery::{self, RecoveredTopic},
     topic::{ReaderState, Topic},
 };
@@ -144,15 +144,38 @@ impl Engine {
             .iter()
             .map(|(name, c)| (name.clone(), c.cursor.next_seq))
             .collect();
+        let names = storage.list()?;
+        let hints = recovery::Hints {
+            read_only: config.read_only,
+            poisoned_before: names.iter().any(|n| n == POISON_MARKER_NAME),
+            closed_cleanly: names.iter().any(|n| n == CLEAN_MARKER_NAME),
+        };
+        if hints.poisoned_before {
+            tracing::warn!("an earlier instance was poisoned: rewriting what is not known durable");
+        }
         let mut report = {
             let _span = tracing::info_span!("walrus_recovery", files = files.len()).entered();
-            recovery::recover(&files, &positions, config.read_only)?
+            recovery::recover(&files, &positions, hints)?
         };
         if !config.read_only {
             // What recovery adopted may exist only in the page cache of the process that wrote
             // it. Make it durable before new appends land after it: otherwise a power cut could
             // lose it and leave a hole in front of later, acknowledged entries.
             alloc.sync_dirty()?;
+            // The markers describe the files as recovery found them; appends change that.
+            // Mutant clean_marker_kept: the clean-close marker outlives the open.
+            let clean = !cfg!(walrus_mutant = "clean_marker_kept") && hints.closed_cleanly;
+            for (present, name) in [
+                (hints.poisoned_before, POISON_MARKER_NAME),
+                (clean, CLEAN_MARKER_NAME),
+            ] {
+                if present {
+                    storage.remove(name)?;
+                }
+            }
+            if hints.poisoned_before || clean {
+                storage.sync_dir()?;
+            }
         }
         let mut topics = FnvHashMap::default();
         let mut names: Vec<String> = report.topics.keys().chain(loaded.keys()).cloned().collect();
@@ -182,11 +205,12 @@ impl Engine {
                 "walrus opened"
             );
         }
+        let durability = Durability::new((!config.read_only).then(|| Arc::clone(&storage)));
         let engine = Self {
             config,
             storage,
             alloc,
-            durability: Arc::new(Durability::default()),
+            durability: Arc::new(durability),
             cursors,
             topics: RwLock::new(topics),
             counters: Counters::default(),
@@ -310,16 +334,24 @@ impl Drop for Engine {
         if self.config.read_only {
             return;
         }
-        if !matches!(self.config.fsync, FsyncSchedule::NoFsync)
-            && let Err(err) = self.flush()
-        {
-            tracing::warn!(error = %err, "final sync at close failed");
-        }
+        let synced = !matches!(self.config.fsync, FsyncSchedule::NoFsync)
+            && match self.flush() {
+                Ok(()) => true,
+                Err(err) => {
+                    tracing::warn!(error = %err, "final sync at close failed");
+                    false
+                }
+            };
         let topics: Vec<_> = self.topics.read().values().cloned().collect();
         for topic in topics {
             if let Err(err) = crate::read::persist_if_behind(self, &topic) {
                 tracing::warn!(topic = %topic.name, error = %err, "final cursor persist failed");
             }
+        }
+        // Everything in the segment files is durable: tell the next recovery, so that it
+        // reports any hole or damaged tail as corruption instead of cutting it as a crash's.
+        if synced && let Err(err) = self.storage.create(CLEAN_MARKER_NAME, MARKER_BYTES) {
+            tracing::warn!(error = %err, "cannot leave the clean-close marker");
         }
     }
 }

@@ -29,17 +29,23 @@ pub enum Error {
     /// Another process has the directory open.
     #[error("{0}")]
     Locked(walrus_storage::Error),
+    /// A cursor write failed and undoing it failed too: the cursor file may hold a position
+    /// past entries no read delivered, so the instance is poisoned.
+    #[error("cursor write failed ({0}) and could not be undone ({1})")]
+    CursorUndoFailed(walrus_storage::Error, walrus_storage::Error),
     /// The instance was opened read-only.
     #[error("instance opened read-only: {0} refused")]
     ReadOnly(&'static str),
 }
 
 impl Error {
-    /// Whether this is a failed sync in the layers below (which poisons the instance).
+    /// Whether this is a failed sync in the layers below, or a write whose effect on disk is
+    /// unknown and could not be undone (either poisons the instance).
     pub fn is_sync_failure(&self) -> bool {
         match self {
             Self::Storage(err) => err.is_sync_failure(),
             Self::Alloc(err) => err.is_sync_failure(),
+            Self::CursorUndoFailed(..) => true,
             _ => false,
         }
     }
@@ -47,7 +53,7 @@ impl Error {
     /// The [`io::ErrorKind`] that best describes this error.
     pub fn kind(&self) -> io::ErrorKind {
         match self {
-            Self::Storage(err) | Self::Locked(err) => err.kind(),
+            Self::Storage(err) | Self::Locked(err) | Self::CursorUndoFailed(err, _) => err.kind(),
             Self::Alloc(err) => err.kind(),
             Self::InvalidInput(_) => io::ErrorKind::InvalidInput,
             Self::WouldBlock(_) => io::ErrorKind::WouldBlock,

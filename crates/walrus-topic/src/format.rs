@@ -8,6 +8,26 @@ use walrus_storage::{FRAME_HEADER_BYTES, FRAME_PAYLOAD_BYTES_MAX, frame_len};
 pub(crate) const BLOCK_HEADER_KIND: u8 = 0x10;
 /// Frame kind of an entry: `seq` = its topic sequence number, payload = the user's bytes.
 pub(crate) const ENTRY_KIND: u8 = 0x11;
+/// Encodes an entry's durability claim into its `aux` field: every entry of the topic before
+/// `durable_end` was durable when entry `seq` was written. Recovery uses the claim to tell
+/// damage (a hole in data known durable: reported, later entries kept) from a crash hole
+/// (unsynced data lost: later entries dropped). `aux` = 1 + the entries between the claim and
+/// the entry; 0 claims nothing, which is also what a lag too large for 32 bits becomes.
+pub(crate) fn encode_claim(seq: u64, durable_end: u64) -> u32 {
+    seq.checked_sub(durable_end)
+        .and_then(|lag| u32::try_from(lag).ok())
+        .and_then(|lag| lag.checked_add(1))
+        .unwrap_or(0)
+}
+
+/// The `durable_end` an entry's `aux` claims (see [`encode_claim`]); 0 when it claims nothing.
+pub(crate) fn decode_claim(seq: u64, aux: u32) -> u64 {
+    match aux {
+        0 => 0,
+        lag_plus_one => seq.saturating_sub(u64::from(lag_plus_one) - 1),
+    }
+}
+
 /// Frame kind of a cursor slot: `seq` = the slot's generation, `aux` = the slot number.
 pub(crate) const CURSOR_KIND: u8 = 0x20;
 
@@ -50,6 +70,19 @@ const _: () = assert!(
 );
 const _: () = assert!(FRAME_HEADER_BYTES == 32);
 
+/// File left in the directory when an instance is poisoned by a failed sync. Its presence at
+/// open tells recovery that data it finds may exist only in the page cache (the kernel may
+/// have given up writing it back), so the unclaimed tail of every topic is written again
+/// before the open's sync; the file is removed once that sync succeeded.
+pub(crate) const POISON_MARKER_NAME: &str = "POISONED";
+/// Bytes of a marker file (its contents do not matter).
+pub(crate) const MARKER_BYTES: u64 = 8;
+
+/// File left in the directory by a clean close, after its final sync succeeded: everything in
+/// the segment files was durable, so recovery takes any hole or damaged tail it finds for
+/// corruption, never for a crash. The next open removes it (durably) before any append.
+pub(crate) const CLEAN_MARKER_NAME: &str = "CLEAN";
+
 /// Name of cursor file number `index`.
 pub(crate) fn cursor_file_name(index: u32) -> String {
     format!("cursors-{index:04}.idx")
@@ -66,4 +99,20 @@ pub(crate) fn u64_at(bytes: &[u8], at: usize) -> u64 {
     let mut b = [0u8; 8];
     b.copy_from_slice(&bytes[at..at + 8]);
     u64::from_le_bytes(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn claims_round_trip_and_degrade_to_nothing() {
+        assert_eq!(decode_claim(10, encode_claim(10, 10)), 10);
+        assert_eq!(decode_claim(10, encode_claim(10, 3)), 3);
+        assert_eq!(decode_claim(10, encode_claim(10, 0)), 0);
+        // A claim past the entry itself is never written (it would be a lie).
+        assert_eq!(encode_claim(10, 11), 0);
+        assert_eq!(encode_claim(u64::from(u32::MAX) + 5, 0), 0);
+        assert_eq!(decode_claim(7, 0), 0);
+    }
 }

@@ -7,6 +7,7 @@
 
 mod append;
 mod block;
+mod claim;
 mod config;
 mod cursor_store;
 mod durability;

@@ -1,22 +1,28 @@
 //! Recovery: rebuild every topic's chain of blocks from the segment files of earlier runs.
 //!
 //! Each block starts with a header frame naming its topic and first sequence number. The
-//! entries after it are scanned up to the first zeroed or torn frame; damage followed by valid
-//! frames is corruption, logged with file and offset and skipped. Per topic, blocks must
-//! continue each other's sequence numbers: after a hole (an earlier block lost data that a
-//! later one kept) the later blocks are dropped, so recovered topics are always a prefix of
-//! what was appended. A batch whose last entry is missing is cut whole. Every cut is zeroed
-//! and synced before the instance accepts appends, so the next recovery sees the same state.
+//! entries after it are scanned up to the end of written data (zeros, or a torn frame with
+//! nothing valid after it). Entries may be missing before later valid ones, in a block or
+//! between blocks: that is either damage to data that was durable, or a crash hole (unsynced
+//! entries lost while later ones reached the disk). Every entry claims how much of its topic
+//! was durable when it was written (`claim.rs`); a hole that some claim covers is damage,
+//! reported as corruption with file and offset, and the entries after it are kept. Any other
+//! hole ends the topic there, so that what recovery keeps is a prefix of what was appended.
+//! A batch whose last entry is missing is cut whole. Every cut is zeroed and synced before
+//! the instance accepts appends, so the next recovery sees the same state.
 
 use std::{collections::HashMap, path::PathBuf, sync::Arc};
 
 use walrus_alloc::{Extent, RecoveredFile, SegmentFile};
-use walrus_storage::{Decoded, ScanEnd, ScanItem, Scanner, decode_frame};
+use walrus_storage::{Decoded, ScanEnd, ScanItem, Scanner, decode_frame, resync};
 
 use crate::{
     Result,
     block::Block,
-    format::{BLOCK_HEADER_KIND, ENTRY_KIND, FLAG_BATCH, FLAG_BATCH_END, TOPIC_NAME_BYTES_MAX},
+    format::{
+        BLOCK_HEADER_KIND, ENTRY_KIND, FLAG_BATCH, FLAG_BATCH_END, TOPIC_NAME_BYTES_MAX,
+        decode_claim,
+    },
 };
 
 /// A topic as found on disk.
@@ -79,6 +85,16 @@ pub enum FindingKind {
         /// The block's topic.
         topic: String,
     },
+    /// Entries that were durable (a later entry says so) but are gone: damage at the end of
+    /// a block, or a whole block lost. The entries after them are kept.
+    MissingEntries {
+        /// The topic.
+        topic: String,
+        /// First missing sequence number.
+        from: u64,
+        /// Sequence number after the last missing one.
+        to: u64,
+    },
 }
 
 impl Finding {
@@ -90,6 +106,7 @@ impl Finding {
             FindingKind::CorruptEntry { .. }
                 | FindingKind::DamagedBlockHeader
                 | FindingKind::DamagedFileHeader { .. }
+                | FindingKind::MissingEntries { .. }
         )
     }
 }
@@ -110,16 +127,18 @@ impl std::fmt::Display for Finding {
             FindingKind::DroppedBlock { topic } => {
                 write!(f, "block of topic {topic:?} after a hole in {at}")
             }
+            FindingKind::MissingEntries { topic, from, to } => write!(
+                f,
+                "entries {from}..{to} of topic {topic:?}, which were durable, lost to damage \
+                 at the end of {at}"
+            ),
         }
     }
 }
 
-#[derive(Debug)]
-struct ScannedBlock {
-    extent: Arc<Extent>,
-    topic: String,
-    first_seq: u64,
-    data_start: u64,
+/// How far a block's valid entries go (offsets are relative to the extent).
+#[derive(Clone, Copy, Debug)]
+struct Progress {
     /// Offset after the last valid frame, and the sequence number after it.
     end: u64,
     next_seq: u64,
@@ -128,6 +147,30 @@ struct ScannedBlock {
     complete_end: u64,
     complete_next_seq: u64,
     any_complete: bool,
+}
+
+/// Entries missing inside a block before valid ones: damage, or a crash hole.
+#[derive(Debug)]
+struct Gap {
+    /// Where the damaged or zeroed bytes start.
+    offset: u64,
+    /// What is wrong there.
+    error: String,
+    /// The block's progress before the gap, which it ends at if the gap is a crash hole.
+    before: Progress,
+}
+
+#[derive(Debug)]
+struct ScannedBlock {
+    extent: Arc<Extent>,
+    topic: String,
+    first_seq: u64,
+    data_start: u64,
+    progress: Progress,
+    /// Holes inside the block, in offset order, until `settle_gaps` decides them.
+    gaps: Vec<Gap>,
+    /// The largest durable prefix any of the block's entries claims.
+    max_claim: u64,
     /// Offset after the last valid frame the scan found, before any cut.
     scanned_end: u64,
     /// Offset after the last non-zero byte of the extent.
@@ -138,7 +181,11 @@ struct ScannedBlock {
 
 impl ScannedBlock {
     fn has_partial_batch(&self) -> bool {
-        self.end > self.complete_end
+        self.progress.end > self.progress.complete_end
+    }
+
+    fn next_seq(&self) -> u64 {
+        self.progress.next_seq
     }
 }
 
@@ -150,13 +197,28 @@ const HEADER_PROBE_BYTES: usize = walrus_storage::frame_len(TOPIC_NAME_BYTES_MAX
 /// `cursors` holds each topic's persisted cursor: blocks wholly behind it are consumed, and
 /// the chain starts at the block holding it.
 ///
-/// With `read_only`, nothing is written and no file is finished (so none can be deleted):
-/// the report says what a normal open would cut.
+/// What the directory says about how the last instance ended.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Hints {
+    /// Nothing is written and no file is finished (so none can be deleted): the report says
+    /// what a normal open would cut.
+    pub(crate) read_only: bool,
+    /// An earlier instance was poisoned by a failed sync: every block holding entries that no
+    /// claim covers is written again, so that the sync after recovery really makes them
+    /// durable (after a failed sync the kernel may keep pages readable that it will never
+    /// write back).
+    pub(crate) poisoned_before: bool,
+    /// The last instance closed cleanly after a successful sync: all data was durable, so
+    /// every hole is damage and a damaged tail is corruption, not a torn write.
+    pub(crate) closed_cleanly: bool,
+}
+
 pub(crate) fn recover(
     files: &[RecoveredFile],
     cursors: &HashMap<String, u64>,
-    read_only: bool,
+    hints: Hints,
 ) -> Result<RecoveryReport> {
+    let read_only = hints.read_only;
     let mut report = RecoveryReport::default();
     let mut scanned: HashMap<String, Vec<ScannedBlock>> = HashMap::new();
     let mut buf = Vec::new();
@@ -169,6 +231,15 @@ pub(crate) fn recover(
     for (name, mut blocks) in scanned {
         blocks.sort_by_key(|b| (b.first_seq, b.extent.file().seq(), b.extent.first_block()));
         let cursor = cursors.get(&name).copied();
+        // Claims are true whichever block carries them: the entries they cover were durable.
+        let max_claim = if hints.closed_cleanly {
+            u64::MAX
+        } else {
+            blocks.iter().map(|b| b.max_claim).max().unwrap_or(0)
+        };
+        for block in &mut blocks {
+            settle_gaps(block, max_claim, &mut report);
+        }
         // `all` is the blocks wholly behind the durable cursor (consumed in an earlier run,
         // their files not yet deleted; gaps between them are deleted files, not holes),
         // followed by the chain, which must start at the cursor and have no holes.
@@ -180,19 +251,39 @@ pub(crate) fn recover(
                 dropped.push(block);
                 continue;
             }
-            if all.len() == behind && cursor.is_some_and(|c| block.next_seq <= c) {
+            if all.len() == behind && cursor.is_some_and(|c| block.next_seq() <= c) {
                 all.push(block);
                 behind += 1;
                 continue;
             }
-            let continues = match all[behind..].last() {
-                Some(prev) => prev.next_seq == block.first_seq,
+            let prev = all[behind..].last();
+            let expected = prev.map_or(cursor.unwrap_or(0), ScannedBlock::next_seq);
+            let continues = match prev {
+                Some(prev) => prev.next_seq() == block.first_seq,
                 // The first unconsumed block must hold the cursor's entry (or the topic's first
                 // entry when nothing was ever consumed): starting after it means the entries
                 // in between were lost.
-                None => block.first_seq <= cursor.unwrap_or(0),
+                None => block.first_seq <= expected,
             };
-            if continues {
+            // Entries missing before this block that a claim says were durable: damage (the
+            // end of the previous block, or a whole block with a damaged header), reported;
+            // the chain goes on. Without such a claim it is a crash hole.
+            let damaged = !continues && block.first_seq > expected && max_claim > expected;
+            if damaged {
+                let kind = FindingKind::MissingEntries {
+                    topic: name.clone(),
+                    from: expected,
+                    to: block.first_seq,
+                };
+                let at = match prev {
+                    Some(prev) => finding(prev, prev.progress.end, kind),
+                    None => finding(&block, 0, kind),
+                };
+                tracing::warn!(topic = %name, "{at}");
+                report.corrupt_frames += 1;
+                report.findings.push(at);
+            }
+            if continues || damaged {
                 all.push(block);
             } else {
                 dropped.push(block);
@@ -207,23 +298,23 @@ pub(crate) fn recover(
         while let Some(last) = all.last() {
             let count = all.len();
             let prev_partial = count >= 2
-                && all[count - 2].next_seq == last.first_seq
+                && all[count - 2].next_seq() == last.first_seq
                 && all[count - 2].has_partial_batch();
-            if !last.any_complete && prev_partial {
+            if !last.progress.any_complete && prev_partial {
                 dropped.extend(all.pop());
                 behind = behind.min(all.len());
                 continue;
             }
             if last.has_partial_batch() {
                 let last = all.last_mut().expect("checked above");
-                let bytes = last.end - last.complete_end;
-                report.findings.push(finding(
-                    last,
-                    last.complete_end,
-                    FindingKind::PartialBatch { bytes },
-                ));
-                last.end = last.complete_end;
-                last.next_seq = last.complete_next_seq;
+                let progress = &mut last.progress;
+                let bytes = progress.end - progress.complete_end;
+                let at = progress.complete_end;
+                progress.end = progress.complete_end;
+                progress.next_seq = progress.complete_next_seq;
+                report
+                    .findings
+                    .push(finding(last, at, FindingKind::PartialBatch { bytes }));
             }
             break;
         }
@@ -245,19 +336,23 @@ pub(crate) fn recover(
         // Numbering goes on after the last entry kept, but never below the cursor: entries
         // a reader had consumed may be gone (their files deleted, or lost with the power
         // before they were durable), and their numbers are not reused.
-        let data_end = all.last().map_or(0, |b| b.next_seq);
+        let data_end = all.last().map_or(0, ScannedBlock::next_seq);
         let next_seq = data_end.max(cursor.unwrap_or(0));
         let mut topic = RecoveredTopic {
             blocks: Vec::new(),
             next_seq,
         };
         for (index, block) in all.into_iter().enumerate() {
-            if block.dirty_end > block.end {
-                report.cut_bytes += block.dirty_end - block.end;
-                let torn = block
-                    .dirty_end
-                    .saturating_sub(block.end.max(block.scanned_end));
-                if torn > 0 {
+            let end = block.progress.end;
+            if block.dirty_end > end {
+                report.cut_bytes += block.dirty_end - end;
+                let torn = block.dirty_end.saturating_sub(end.max(block.scanned_end));
+                if torn > 0 && hints.closed_cleanly {
+                    // No write was in flight at a clean close: this is damage, not a tear.
+                    let error = format!("{torn} damaged bytes at the end of durable data");
+                    let at = block.extent.offset() + block.scanned_end;
+                    report_corrupt(&mut report, &block.path, at, &error);
+                } else if torn > 0 {
                     report.findings.push(finding(
                         &block,
                         block.scanned_end,
@@ -267,23 +362,27 @@ pub(crate) fn recover(
                 if !read_only {
                     // Mutant torn_tail_not_cut: leaves torn tails and partial batches on disk.
                     if !cfg!(walrus_mutant = "torn_tail_not_cut") {
-                        zero(&block.extent, block.end, block.dirty_end)?;
+                        zero(&block.extent, end, block.dirty_end)?;
                     }
                     remember(&mut touched, block.extent.file());
                 }
             }
             // Behind the cursor (also a block the cuts left ending at or before it): consumed.
-            if index < behind || block.next_seq <= cursor.unwrap_or(0) {
+            if index < behind || block.next_seq() <= cursor.unwrap_or(0) {
                 if !read_only {
                     block.extent.consume();
                 }
                 continue;
             }
+            if hints.poisoned_before && !read_only && block.next_seq() > max_claim {
+                rewrite(&block.extent, end)?;
+                remember(&mut touched, block.extent.file());
+            }
             topic.blocks.push(Arc::new(Block::new(
                 block.extent,
                 block.first_seq,
                 block.data_start,
-                block.end,
+                end,
                 true,
             )));
         }
@@ -324,6 +423,16 @@ fn zero(extent: &Extent, start: u64, end: u64) -> Result<()> {
     if let Some(segment) = extent.file().segment() {
         let zeros = vec![0u8; (end - start) as usize];
         segment.write_at(extent.offset() + start, &zeros)?;
+    }
+    Ok(())
+}
+
+/// Writes the first `end` bytes of `extent` again, with what they hold now.
+fn rewrite(extent: &Extent, end: u64) -> Result<()> {
+    if let Some(segment) = extent.file().segment() {
+        let mut bytes = vec![0u8; end as usize];
+        segment.read_at(extent.offset(), &mut bytes)?;
+        segment.write_at(extent.offset(), &bytes)?;
     }
     Ok(())
 }
@@ -415,9 +524,14 @@ fn damaged_header(report: &mut RecoveryReport, path: &std::path::Path, offset: u
 /// Bytes read first from each block; most blocks end (in zeros) well before their size.
 const SCAN_CHUNK_BYTES: usize = 256 * 1024;
 
+/// Zeros that must follow the last frame read before the rest of a region is taken to be
+/// unwritten: a shorter run may be a damaged (zeroed) stretch with entries after it.
+const ZERO_MARGIN_BYTES: usize = 64 * 1024;
+
 /// Reads the written part of a region of `total` bytes at `offset` into `buf`, growing the
-/// read fourfold until the frames end in zeros or the region ends; returns the bytes read.
-/// Reading only what is used keeps recovery proportional to the data, not to block sizes.
+/// read fourfold until the frames end in a long enough run of zeros or the region ends;
+/// returns the bytes read. Reading only what is used keeps recovery proportional to the
+/// data, not to block sizes.
 fn read_used_part(
     segment: &dyn walrus_storage::Segment,
     offset: u64,
@@ -431,8 +545,14 @@ fn read_used_part(
     loop {
         let mut scanner = Scanner::new(&buf[..len], 0);
         scanner.by_ref().for_each(drop);
-        let ended_in_zeros = matches!(scanner.end(), Some(ScanEnd::Zeroed { .. }));
-        if ended_in_zeros || len == total {
+        let unwritten_after = match scanner.end() {
+            Some(ScanEnd::Zeroed { offset }) => {
+                let zeros = offset as usize;
+                len - zeros >= ZERO_MARGIN_BYTES && buf[zeros..len].iter().all(|b| *b == 0)
+            }
+            _ => false,
+        };
+        if unwritten_after || len == total {
             return Ok(len);
         }
         let grown = total.min(len.saturating_mul(4));
@@ -451,16 +571,21 @@ fn scan_block(
     path: &std::path::Path,
     report: &mut RecoveryReport,
 ) -> ScannedBlock {
-    let mut block = ScannedBlock {
-        extent,
-        topic,
-        first_seq,
-        data_start,
+    let progress = Progress {
         end: data_start,
         next_seq: first_seq,
         complete_end: data_start,
         complete_next_seq: first_seq,
         any_complete: false,
+    };
+    let mut block = ScannedBlock {
+        extent,
+        topic,
+        first_seq,
+        data_start,
+        progress,
+        gaps: Vec::new(),
+        max_claim: 0,
         scanned_end: data_start,
         path: path.to_path_buf(),
         dirty_end: data_start
@@ -470,45 +595,97 @@ fn scan_block(
                 .map_or(0, |p| p as u64 + 1),
     };
     let file_base = block.extent.offset();
-    for item in Scanner::new(buf, data_start) {
-        match item {
-            ScanItem::Frame { offset, frame } => {
-                if frame.header.kind != ENTRY_KIND || frame.header.seq < block.next_seq {
-                    // Not an entry of this block (stale bytes): treat as the end.
-                    break;
+    // Damage (or zeros) seen since the last valid frame: where it starts and what it is.
+    let mut damage: Option<(u64, String)> = None;
+    let mut start = 0usize;
+    'scan: loop {
+        let mut scanner = Scanner::new(&buf[start..], data_start + start as u64);
+        for item in scanner.by_ref() {
+            match item {
+                ScanItem::Frame { offset, frame } => {
+                    let header = frame.header;
+                    let expected = block.progress.next_seq;
+                    if header.kind != ENTRY_KIND || header.seq < expected {
+                        // Not an entry of this block (stale bytes): treat as the end.
+                        break 'scan;
+                    }
+                    if header.seq > expected {
+                        let (at, error) = damage.take().unwrap_or_else(|| {
+                            (
+                                offset,
+                                format!("sequence jumps from {expected} to {}", header.seq),
+                            )
+                        });
+                        block.gaps.push(Gap {
+                            offset: at,
+                            error,
+                            before: block.progress,
+                        });
+                    } else if let Some((at, error)) = damage.take() {
+                        // Damaged bytes between two consecutive entries: nothing is missing,
+                        // so it is plain corruption.
+                        report_corrupt(report, path, file_base + at, &error);
+                    }
+                    let progress = &mut block.progress;
+                    progress.end = offset + frame.frame_len as u64;
+                    progress.next_seq = header.seq + 1;
+                    if header.flags & FLAG_BATCH == 0 || header.flags & FLAG_BATCH_END != 0 {
+                        progress.complete_end = progress.end;
+                        progress.complete_next_seq = progress.next_seq;
+                        progress.any_complete = true;
+                    }
+                    block.max_claim = block.max_claim.max(decode_claim(header.seq, header.aux));
                 }
-                block.end = offset + frame.frame_len as u64;
-                block.next_seq = frame.header.seq + 1;
-                let flags = frame.header.flags;
-                if flags & FLAG_BATCH == 0 || flags & FLAG_BATCH_END != 0 {
-                    block.complete_end = block.end;
-                    block.complete_next_seq = block.next_seq;
-                    block.any_complete = true;
+                ScanItem::Corrupt { offset, error, .. } => {
+                    damage.get_or_insert((offset, error.to_string()));
                 }
-            }
-            ScanItem::Corrupt {
-                offset,
-                error,
-                resumed_at,
-            } => {
-                report.corrupt_frames += 1;
-                report.findings.push(Finding {
-                    file: path.to_path_buf(),
-                    offset: file_base + offset,
-                    kind: FindingKind::CorruptEntry {
-                        error: error.to_string(),
-                    },
-                });
-                tracing::warn!(
-                    file = %path.display(),
-                    offset = file_base + offset,
-                    resumed_at = file_base + resumed_at,
-                    %error,
-                    "corrupt entry skipped at recovery"
-                );
             }
         }
+        // Zeros with valid frames after them: a zeroed stretch inside the data, not its end.
+        if let Some(ScanEnd::Zeroed { offset }) = scanner.end()
+            && block.dirty_end > offset
+            && let Some(next) = resync(buf, (offset - data_start) as usize)
+        {
+            damage.get_or_insert((offset, "zeroed bytes".to_owned()));
+            start = next;
+            continue;
+        }
+        break;
     }
-    block.scanned_end = block.end;
+    block.scanned_end = block.progress.end;
     block
+}
+
+/// Decides each hole inside `block`: damage when some claim of the topic (`max_claim`) says
+/// the first missing entry was durable, reported and skipped; otherwise a crash hole, where
+/// the block ends (what follows is cut like a torn tail).
+fn settle_gaps(block: &mut ScannedBlock, max_claim: u64, report: &mut RecoveryReport) {
+    for gap in std::mem::take(&mut block.gaps) {
+        if max_claim > gap.before.next_seq {
+            let at = block.extent.offset() + gap.offset;
+            report_corrupt(report, &block.path, at, &gap.error);
+        } else {
+            tracing::debug!(
+                file = %block.path.display(),
+                offset = block.extent.offset() + gap.offset,
+                "hole left by a crash: the block ends before it"
+            );
+            block.progress = gap.before;
+            block.scanned_end = gap.before.end;
+            break;
+        }
+    }
+}
+
+/// Counts, logs and reports a damaged entry that recovery skipped.
+fn report_corrupt(report: &mut RecoveryReport, path: &std::path::Path, offset: u64, error: &str) {
+    report.corrupt_frames += 1;
+    tracing::warn!(file = %path.display(), offset, %error, "corrupt entry skipped at recovery");
+    report.findings.push(Finding {
+        file: path.to_path_buf(),
+        offset,
+        kind: FindingKind::CorruptEntry {
+            error: error.to_owned(),
+        },
+    });
 }

@@ -8,7 +8,7 @@ use std::{
 use parking_lot::{Mutex, RwLock};
 use walrus_storage::Segment;
 
-use crate::block::Block;
+use crate::{block::Block, claim::ClaimTracker};
 
 #[derive(Debug)]
 pub(crate) struct Topic {
@@ -31,6 +31,8 @@ pub(crate) struct WriterState {
     pub(crate) next_seq: u64,
     /// Reused encoding buffer, so appends do not allocate.
     pub(crate) scratch: Vec<u8>,
+    /// What is known durable, for the claim each entry carries.
+    pub(crate) claims: ClaimTracker,
 }
 
 #[derive(Debug, Default)]
@@ -84,6 +86,8 @@ impl Topic {
                 write_offset: 0,
                 next_seq,
                 scratch: Vec::new(),
+                // A new topic has nothing before 0; a recovered one was synced at open.
+                claims: ClaimTracker::new(next_seq),
             }),
             batch_active: AtomicBool::new(false),
             chain: RwLock::new(chain),

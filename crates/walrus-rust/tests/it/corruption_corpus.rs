@@ -1224,7 +1224,6 @@ fn cursor_slot_damages(base: &Base, all_bits: bool) -> Vec<Damage> {
 }
 
 #[test]
-#[ignore = "library bug: header damage that ends a sealed block early drops the later blocks (as above)"]
 fn corruption_corpus_header_bit_flips_are_skipped_and_reported() {
     let (seed, sizes, started) = setup("header_bits");
     run_class(
@@ -1242,7 +1241,6 @@ fn corruption_corpus_header_bit_flips_are_skipped_and_reported() {
 }
 
 #[test]
-#[ignore = "library bug: flips in the last entry of a sealed block drop the later blocks (as above)"]
 fn corruption_corpus_payload_bit_flips_are_skipped_and_reported() {
     let (seed, sizes, started) = setup("payload_bits");
     run_class("payload_bits", seed, 1, sizes.shape(), started, |base| {
@@ -1259,7 +1257,6 @@ fn corruption_corpus_truncated_last_blocks_keep_every_entry_before_the_cut() {
 }
 
 #[test]
-#[ignore = "library bug: a damaged sector that ends a sealed block early drops the later blocks (as above)"]
 fn corruption_corpus_zeroed_and_garbage_sectors_never_return_bad_entries() {
     let (seed, sizes, started) = setup("sectors");
     run_class("sectors", seed, 1, sizes.shape(), started, sector_damages);
@@ -1297,7 +1294,6 @@ fn sealed_block(base: &Base) -> &BlockLoc {
 }
 
 #[test]
-#[ignore = "library bug: a damaged last entry of a sealed block reads as a torn tail, and the later blocks are dropped as after a hole"]
 fn corruption_corpus_flipped_bit_in_last_entry_of_sealed_block_is_reported_and_later_blocks_kept() {
     run_single("sealed_block_last_entry", |base| {
         let block = sealed_block(base);
@@ -1314,7 +1310,6 @@ fn corruption_corpus_flipped_bit_in_last_entry_of_sealed_block_is_reported_and_l
 }
 
 #[test]
-#[ignore = "library bug: recovery treats damage that ends a sealed block early as a crash hole and drops the later blocks"]
 fn corruption_corpus_damaged_header_of_sealed_block_keeps_the_later_blocks() {
     run_single("sealed_block_header", |base| {
         let block = sealed_block(base);

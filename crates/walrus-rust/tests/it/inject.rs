@@ -999,13 +999,11 @@ fn inject_failed_open_or_read_keeps_acknowledged_entries() {
 }
 
 #[test]
-#[ignore = "library bug: a cursor write that fails after storing the whole slot leaves a durable cursor past entries the failed read never delivered"]
 fn inject_failed_write_keeps_acknowledged_entries_and_leaves_no_partial_entry() {
     run_kinds(&[OpKind::Write]);
 }
 
 #[test]
-#[ignore = "library bug: an entry whose fsync failed stays readable in the page cache, a reopen adopts it, and losing it later drops acknowledged entries as after a hole"]
 fn inject_failed_fsync_poisons_the_instance_and_keeps_acknowledged_entries() {
     run_kinds(&[OpKind::Sync]);
 }

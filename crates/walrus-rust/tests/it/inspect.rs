@@ -145,14 +145,9 @@ fn read_only_open_reports_a_torn_tail_without_cutting_it() {
             wal.append_for_topic("t", &payload(i)).unwrap();
         }
     }
-    let file = wal_files(dir.path()).pop().unwrap();
-    let bytes = std::fs::read(&file).unwrap();
-    let pos = bytes.windows(12).position(|w| w == payload(4)).unwrap();
-    {
-        use std::os::unix::fs::FileExt;
-        let handle = std::fs::OpenOptions::new().write(true).open(&file).unwrap();
-        handle.write_all_at(b"garbage!", pos as u64).unwrap();
-    }
+    // A crash leaves no clean-close marker: the damaged tail may be a torn write.
+    std::fs::remove_file(dir.path().join("CLEAN")).unwrap();
+    let file = damage_last_entry(dir.path());
     let before = std::fs::read(&file).unwrap();
     {
         let wal = read_only(dir.path());
@@ -231,4 +226,48 @@ fn damaged_segment_file_header_is_reported_as_corruption() {
     ));
     assert!(findings[0].is_corruption());
     assert_eq!(findings[0].file, file);
+}
+
+/// Overwrites the start of the last entry's payload (`payload(4)`) of the only segment file.
+fn damage_last_entry(dir: &std::path::Path) -> std::path::PathBuf {
+    use std::os::unix::fs::FileExt;
+    let file = wal_files(dir).pop().unwrap();
+    let bytes = std::fs::read(&file).unwrap();
+    let pos = bytes.windows(12).position(|w| w == payload(4)).unwrap();
+    let handle = std::fs::OpenOptions::new().write(true).open(&file).unwrap();
+    handle.write_all_at(b"garbage!", pos as u64).unwrap();
+    file
+}
+
+#[test]
+fn damaged_tail_after_a_clean_close_is_reported_as_corruption() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let wal = open(dir.path(), true, FsyncSchedule::SyncEach, strict());
+        for i in 0..5 {
+            wal.append_for_topic("t", &payload(i)).unwrap();
+        }
+    }
+    assert!(
+        dir.path().join("CLEAN").exists(),
+        "a clean close leaves its marker"
+    );
+    let file = damage_last_entry(dir.path());
+    let wal = read_only(dir.path());
+    let findings = wal.recovery_findings();
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert!(findings[0].is_corruption(), "{findings:?}");
+    assert!(matches!(findings[0].kind, FindingKind::CorruptEntry { .. }));
+    assert!(
+        findings[0]
+            .to_string()
+            .contains(&file.file_name().unwrap().to_string_lossy().into_owned())
+    );
+    assert_eq!(wal.read_from("t", 0, 10).unwrap().len(), 4);
+    drop(wal);
+    // A read-only open leaves the marker; a normal one removes it before any append.
+    assert!(dir.path().join("CLEAN").exists());
+    let wal = open(dir.path(), true, FsyncSchedule::SyncEach, strict());
+    assert!(!dir.path().join("CLEAN").exists());
+    wal.append_for_topic("t", b"after").unwrap();
 }

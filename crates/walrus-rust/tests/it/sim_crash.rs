@@ -92,11 +92,15 @@ fn run_ops(
     rng: &mut Rng,
     engine: &mut Arc<Engine>,
     storage: &FaultyStorage,
-    schedule: FsyncSchedule,
-    mode: ReadConsistency,
+    setup: Setup,
     models: &mut [TopicModel],
     figures: &mut Figures,
 ) {
+    let Setup {
+        schedule,
+        mixed,
+        mode,
+    } = setup;
     let steps = 20 + rng.below(120);
     for _ in 0..steps {
         let t = rng.below(TOPICS.len() as u64) as usize;
@@ -111,15 +115,20 @@ fn run_ops(
                 model.persisted
             );
         }
+        // Mixed cycles: an instance that syncs at close, with appends that pick their own
+        // schedule (durable ones and unsynced ones interleaved).
+        let append_schedule = if mixed && rng.below(2) == 0 {
+            FsyncSchedule::NoFsync
+        } else {
+            schedule
+        };
         match op {
             0..=44 => {
                 let data = payload(rng, t, model.entries.len());
-                engine.append(topic, &data, schedule).unwrap();
-                model.entries.push(data);
+                engine.append(topic, &data, append_schedule).unwrap();
+                models[t].entries.push(data);
                 figures.acked += 1;
-                if matches!(schedule, FsyncSchedule::SyncEach) {
-                    model.durable = model.entries.len();
-                }
+                note_durable(models, append_schedule);
             }
             45..=59 => {
                 let n = 1 + rng.below(40) as usize;
@@ -127,14 +136,13 @@ fn run_ops(
                     .map(|i| payload(rng, t, model.entries.len() + i))
                     .collect();
                 let refs: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
-                engine.batch_append(topic, &refs, schedule).unwrap();
+                engine.batch_append(topic, &refs, append_schedule).unwrap();
+                let model = &mut models[t];
                 let start = model.entries.len();
                 model.entries.extend(batch);
                 model.batches.push((start, model.entries.len()));
                 figures.acked += n as u64;
-                if matches!(schedule, FsyncSchedule::SyncEach) {
-                    model.durable = model.entries.len();
-                }
+                note_durable(models, append_schedule);
             }
             60..=74 => {
                 let checkpoint = rng.below(4) != 0;
@@ -191,6 +199,16 @@ fn run_ops(
                     m.persisted = m.delivered;
                 }
             }
+        }
+    }
+}
+
+/// After an append under `schedule`: a `SyncEach` append syncs every dirty file, so every
+/// entry of every topic acknowledged so far is durable.
+fn note_durable(models: &mut [TopicModel], schedule: FsyncSchedule) {
+    if matches!(schedule, FsyncSchedule::SyncEach) {
+        for m in models {
+            m.durable = m.entries.len();
         }
     }
 }
@@ -291,10 +309,23 @@ fn verify(seed: u64, engine: &Engine, models: &mut [TopicModel], figures: &mut F
     }
 }
 
-fn run_cycle(seed: u64, figures: &mut Figures) {
+/// How a cycle runs: the instance's schedule, whether appends pick their own, the read mode.
+#[derive(Clone, Copy)]
+struct Setup {
+    schedule: FsyncSchedule,
+    mixed: bool,
+    mode: ReadConsistency,
+}
+
+/// Whether the cycle of `seed` mixes durable and unsynced appends (one seed in three).
+fn is_mixed(seed: u64) -> bool {
+    seed % 3 == 2
+}
+
+fn run_cycle(seed: u64, mixed: bool, figures: &mut Figures) {
     let mut rng = Rng(seed);
     let storage = FaultyStorage::new();
-    let schedule = if rng.below(2) == 0 {
+    let schedule = if mixed || rng.below(2) == 0 {
         FsyncSchedule::SyncEach
     } else {
         FsyncSchedule::NoFsync
@@ -317,8 +348,11 @@ fn run_cycle(seed: u64, figures: &mut Figures) {
             &mut rng,
             &mut engine,
             &storage,
-            schedule,
-            mode,
+            Setup {
+                schedule,
+                mixed,
+                mode,
+            },
             &mut models,
             figures,
         );
@@ -395,7 +429,7 @@ fn sim_crash_power_loss_keeps_durable_prefix() {
     for &seed in &seeds {
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let mut local = Figures::default();
-            run_cycle(seed, &mut local);
+            run_cycle(seed, is_mixed(seed), &mut local);
             local
         }));
         match result {
@@ -411,8 +445,9 @@ fn sim_crash_power_loss_keeps_durable_prefix() {
         }
     }
     println!(
-        "sim_crash: seeds={} power_losses={} acked={} acked_durable_lost=0 unsynced_lost={} corrupt=0 duplicate=0 out_of_order=0 cursor_violations=0",
+        "sim_crash: seeds={} mixed_schedule_seeds={} power_losses={} acked={} acked_durable_lost=0 unsynced_lost={} corrupt=0 duplicate=0 out_of_order=0 cursor_violations=0",
         seeds.len(),
+        seeds.iter().filter(|s| is_mixed(**s)).count(),
         figures.cycles,
         figures.acked,
         figures.lost
@@ -439,7 +474,7 @@ fn sim_crash_regressions_stay_fixed() {
     ];
     let mut figures = Figures::default();
     for seed in regressions {
-        run_cycle(seed, &mut figures);
+        run_cycle(seed, false, &mut figures);
     }
     assert!(figures.cycles >= regressions.len() as u64);
 }
