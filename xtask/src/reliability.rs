@@ -10,6 +10,8 @@ struct Scale {
     sim_seeds: &'static str,
     kill_cycles: &'static str,
     stress_appends: &'static str,
+    /// Model-based cases per backend and fsync schedule.
+    model_cases: &'static str,
     full: &'static str,
 }
 
@@ -17,12 +19,14 @@ const FULL: Scale = Scale {
     sim_seeds: "10000",
     kill_cycles: "334",
     stress_appends: "5000000",
+    model_cases: "2000",
     full: "1",
 };
 const CI: Scale = Scale {
     sim_seeds: "3000",
     kill_cycles: "100",
     stress_appends: "1000000",
+    model_cases: "300",
     full: "0",
 };
 
@@ -46,11 +50,13 @@ pub(crate) fn reliability(ci: bool) -> Result<(), String> {
             "stress_",
             "corruption_corpus",
             "inject",
+            "model_",
         ],
         &[
             ("SIM_CYCLES", scale.sim_seeds),
             ("KILL_CYCLES", scale.kill_cycles),
             ("STRESS_APPENDS", scale.stress_appends),
+            ("MODEL_CASES", scale.model_cases),
             ("CORPUS_FULL", scale.full),
             ("INJECT_FULL", scale.full),
             ("WALRUS_QUIET", "1"),

@@ -294,8 +294,12 @@ pub(crate) fn recover(
         }
         // A batch whose end never reached the disk: drop it whole, even across blocks. A
         // last block with nothing complete in it, right after a block that ends inside a
-        // batch, holds only that batch's continuation (possibly nothing at all).
-        while let Some(last) = all.last() {
+        // batch, holds only that batch's continuation (possibly nothing at all). Blocks behind
+        // the cursor are consumed whatever they hold: a batch they start was read whole (or
+        // lost with the power after its cursor was durable) and is never read again.
+        while all.len() > behind
+            && let Some(last) = all.last()
+        {
             let count = all.len();
             let prev_partial = count >= 2
                 && all[count - 2].next_seq() == last.first_seq

@@ -12,6 +12,7 @@ mod inject;
 mod inspect;
 mod instances;
 mod kill9;
+mod model;
 mod namespaces;
 mod sim_crash;
 mod sizes;
