@@ -41,13 +41,19 @@ impl Dir {
             .create_new(true)
             .open(&path)
             .map_err(|e| Error::io("create", &path, e))?;
+        // Each step names itself in the error (a full disk fails the reservation, a descriptor
+        // limit the directory sync).
         let reserved = sys::fs::reserve(&file, len)
-            .and_then(|()| file.sync_all())
-            .and_then(|()| self.sync_dir_raw());
-        if let Err(err) = reserved {
+            .map_err(|e| ("reserve space for", e))
+            .and_then(|()| file.sync_all().map_err(|e| ("sync new file", e)))
+            .and_then(|()| {
+                self.sync_dir_raw()
+                    .map_err(|e| ("sync the directory entry of", e))
+            });
+        if let Err((what, err)) = reserved {
             // Best effort: the error that matters is the one we return.
             let _ = fs::remove_file(&path);
-            return Err(Error::io("reserve space for", &path, err));
+            return Err(Error::io(what, &path, err));
         }
         Ok(file)
     }
