@@ -2,7 +2,8 @@
 
 use crate::util::run;
 
-/// The loom models of walrus-alloc, time-boxed.
+/// The loom models of walrus-alloc (file state, dirty flag under group commit) and
+/// walrus-topic (the publication word), time-boxed.
 pub(crate) fn loom() -> Result<(), String> {
     // A separate target directory keeps the loom build from invalidating the normal one.
     run(
@@ -13,6 +14,8 @@ pub(crate) fn loom() -> Result<(), String> {
             "test",
             "-p",
             "walrus-alloc",
+            "-p",
+            "walrus-topic",
             "--release",
             "--lib",
             "loom",

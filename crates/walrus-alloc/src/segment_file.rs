@@ -160,3 +160,6 @@ impl SegmentFile {
         }
     }
 }
+
+#[cfg(all(test, loom))]
+mod loom_tests;

@@ -1,16 +1,12 @@
-//! A block of a topic's chain: an extent plus how much of it readers may see.
-//!
-//! The writer fills the extent, then publishes the new end with a release store; a reader
-//! loads it with acquire, so it never reads bytes before the write that put them there has
-//! returned, and sees a whole batch or none of it.
+//! A block of a topic's chain: an extent plus how much of it readers may see (the
+//! publication word of `publish.rs`).
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicU64, Ordering},
-};
+use std::sync::Arc;
 
 use walrus_alloc::Extent;
 use walrus_storage::Segment;
+
+use crate::publish::PublishedEnd;
 
 #[derive(Debug)]
 pub(crate) struct Block {
@@ -19,13 +15,10 @@ pub(crate) struct Block {
     pub(crate) first_seq: u64,
     /// Offset (in the extent) of the first entry, just after the block header.
     pub(crate) data_start: u64,
-    /// Offset (in the extent) just after the last published frame, with [`SEALED_BIT`] set
-    /// once the writer has moved on. One word, so a batch that ends one block and continues
-    /// in the next becomes visible with a single store.
-    published: AtomicU64,
+    /// Offset (in the extent) just after the last published frame, and whether the writer
+    /// has moved on.
+    published: PublishedEnd,
 }
-
-const SEALED_BIT: u64 = 1 << 63;
 
 impl Block {
     pub(crate) fn new(
@@ -35,40 +28,34 @@ impl Block {
         end: u64,
         sealed: bool,
     ) -> Self {
-        let published = AtomicU64::new(end | if sealed { SEALED_BIT } else { 0 });
         Self {
             extent,
             first_seq,
             data_start,
-            published,
+            published: PublishedEnd::new(end, sealed),
         }
     }
 
     /// `(sealed, end)`: readers may read frames up to `end`, and past the block once sealed.
     pub(crate) fn visible(&self) -> (bool, u64) {
-        // Acquire pairs with the release stores below: the frames up to `end` are written.
-        let word = self.published.load(Ordering::Acquire);
-        (word & SEALED_BIT != 0, word & !SEALED_BIT)
+        self.published.visible()
     }
 
     /// Makes the frames up to `end` visible; the writer may append more.
     pub(crate) fn publish(&self, end: u64) {
-        // Release pairs with the acquire load in `visible`.
-        self.published.store(end, Ordering::Release);
+        self.published.publish(end);
     }
 
     /// Makes the frames up to `end` visible and final, and tells the allocator the writer is
     /// done with the extent.
     pub(crate) fn publish_sealed(&self, end: u64) {
-        // Release pairs with the acquire load in `visible`.
-        self.published.store(end | SEALED_BIT, Ordering::Release);
+        self.published.publish_sealed(end);
         self.extent.seal();
     }
 
     /// Seals the block at its current end.
     pub(crate) fn seal(&self) {
-        // Release pairs with `visible`; only the writer stores, so the end cannot change.
-        self.published.fetch_or(SEALED_BIT, Ordering::Release);
+        self.published.seal();
         self.extent.seal();
     }
 
