@@ -32,6 +32,8 @@ mod sys;
 mod faulty;
 #[cfg(any(test, feature = "testing"))]
 mod mem;
+#[cfg(any(test, feature = "testing"))]
+mod tmpfs;
 
 pub use checksum::frame_checksum;
 pub use error::{Error, Result};
@@ -49,3 +51,5 @@ pub use segment::{BackendKind, ReadAt, Segment, Storage, WriteAt, open_storage};
 pub use faulty::{Fault, FaultPlan, FaultyStorage, OpKind, PowerLoss, TearFill};
 #[cfg(any(test, feature = "testing"))]
 pub use mem::MemStorage;
+#[cfg(any(test, feature = "testing"))]
+pub use tmpfs::{SmallTmpfs, small_tmpfs};

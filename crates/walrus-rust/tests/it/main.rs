@@ -8,6 +8,7 @@ mod corruption;
 mod corruption_corpus;
 mod crash;
 mod cursors;
+mod enospc;
 mod fd_limit;
 mod inject;
 mod inspect;

@@ -3,77 +3,15 @@
 //! Needs permission to mount. Without it the tests print why they skipped, except under CI
 //! (`CI=true`), where a skipped check would hide a regression, so they fail instead.
 
-use std::{io, path::Path, process::Command, sync::Arc};
+use std::{io, path::Path, sync::Arc};
 
-use tempfile::TempDir;
 use walrus_storage::{FdOptions, FdStorage, MmapStorage, Storage};
 
 use crate::pattern;
 
-/// A tmpfs mounted on a fresh temporary directory, unmounted on drop (also when a test panics).
-struct SmallTmpfs {
-    dir: TempDir,
-}
-
-impl SmallTmpfs {
-    /// Mounts a 2 MiB tmpfs, or says why it could not.
-    fn mount() -> Result<Self, String> {
-        let dir = tempfile::tempdir().map_err(|e| format!("cannot create a temp dir: {e}"))?;
-        let output = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=2m", "walrus-enospc"])
-            .arg(dir.path())
-            .output()
-            .map_err(|e| format!("cannot run mount: {e}"))?;
-        if !output.status.success() {
-            return Err(format!(
-                "mount -t tmpfs failed ({}): {}",
-                output.status,
-                String::from_utf8_lossy(&output.stderr).trim()
-            ));
-        }
-        Ok(Self { dir })
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-}
-
-impl Drop for SmallTmpfs {
-    fn drop(&mut self) {
-        let unmounted = Command::new("umount")
-            .arg(self.dir.path())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !unmounted {
-            // Something still holds the mount (a test panicked with a handle open): detach it
-            // so the temporary directory can go.
-            let _ = Command::new("umount")
-                .arg("-l")
-                .arg(self.dir.path())
-                .status();
-        }
-    }
-}
-
-/// The mounted tmpfs, or `None` after printing why the test is skipped.
-///
-/// # Panics
-///
-/// When mounting fails and the environment variable `CI` is `true`.
-fn small_tmpfs(test: &str) -> Option<SmallTmpfs> {
-    match SmallTmpfs::mount() {
-        Ok(fs) => Some(fs),
-        Err(why) if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!(
-                "{test}: cannot mount a tmpfs to provoke ENOSPC, and CI=true forbids skipping: {why}"
-            )
-        }
-        Err(why) => {
-            eprintln!("skipping {test}: {why}");
-            None
-        }
-    }
+/// The 2 MiB tmpfs of these tests, or `None` when the test is skipped.
+fn small_tmpfs(test: &str) -> Option<walrus_storage::SmallTmpfs> {
+    walrus_storage::small_tmpfs(test, "2m")
 }
 
 /// The shared check: a file larger than the file system fails cleanly, leaves nothing
