@@ -11,7 +11,9 @@
 use std::sync::Arc;
 
 use walrus_alloc::AllocConfig;
-use walrus_storage::{BackendKind, FaultyStorage, PowerLoss, Storage, TearFill};
+use walrus_storage::{
+    BackendKind, Fault, FaultPlan, FaultyStorage, OpKind, PowerLoss, Storage, TearFill,
+};
 use walrus_topic::{Engine, EngineConfig, FsyncSchedule, ReadConsistency, TopicInfo};
 
 use crate::support::Rng;
@@ -36,6 +38,8 @@ struct Figures {
     cycles: u64,
     acked: u64,
     lost: u64,
+    /// Recoveries cut short by a crash at one of their writes or syncs.
+    interrupted_recoveries: u64,
 }
 
 fn config(schedule: FsyncSchedule) -> EngineConfig {
@@ -322,8 +326,30 @@ fn is_mixed(seed: u64) -> bool {
     seed % 3 == 2
 }
 
+/// Opens with every write (or sync) from the `nth` on failing, as if the machine died there,
+/// then cuts the power: what recovery wrote but did not sync may or may not survive.
+fn interrupt_recovery(storage: &FaultyStorage, schedule: FsyncSchedule, rng: &mut Rng) {
+    let op = if rng.below(2) == 0 {
+        OpKind::Write
+    } else {
+        OpKind::Sync
+    };
+    storage.inject(FaultPlan {
+        op: Some(op),
+        nth: 1 + rng.below(4),
+        fault: Fault::Eio,
+        persistent: true,
+    });
+    let shared: Arc<dyn Storage> = Arc::new(storage.clone());
+    // Recovery may fail or, with fewer operations than `nth`, succeed: either is fine.
+    drop(Engine::open_with_storage(shared, config(schedule)));
+    storage.clear_faults();
+    storage.power_loss(PowerLoss::RandomSubset { seed: rng.next() });
+}
+
 fn run_cycle(seed: u64, mixed: bool, figures: &mut Figures) {
     let mut rng = Rng(seed);
+    let mut interrupt = Rng(seed ^ 0x5eed_1e55_c4a5_4ed5);
     let storage = FaultyStorage::new();
     let schedule = if mixed || rng.below(2) == 0 {
         FsyncSchedule::SyncEach
@@ -379,6 +405,13 @@ fn run_cycle(seed: u64, mixed: bool, figures: &mut Figures) {
         }
         storage.power_loss(loss);
         drop(std::mem::replace(&mut engine, open_placeholder()));
+        // I5: in one cycle in three the machine dies again during recovery, at one of its
+        // writes or syncs (a separate generator keeps the main sequence of each seed as it
+        // was, so recorded seeds replay the same operations).
+        if interrupt.below(3) == 0 {
+            interrupt_recovery(&storage, schedule, &mut interrupt);
+            figures.interrupted_recoveries += 1;
+        }
         engine = open(&storage, schedule);
         if std::env::var_os("SIM_TRACE").is_some() {
             eprintln!("findings {:?}", engine.findings());
@@ -437,6 +470,7 @@ fn sim_crash_power_loss_keeps_durable_prefix() {
                 figures.cycles += local.cycles;
                 figures.acked += local.acked;
                 figures.lost += local.lost;
+                figures.interrupted_recoveries += local.interrupted_recoveries;
             }
             Err(panic) => {
                 eprintln!("sim_crash: FAILED at seed {seed} (replay with SEED={seed})");
@@ -445,10 +479,11 @@ fn sim_crash_power_loss_keeps_durable_prefix() {
         }
     }
     println!(
-        "sim_crash: seeds={} mixed_schedule_seeds={} power_losses={} acked={} acked_durable_lost=0 unsynced_lost={} corrupt=0 duplicate=0 out_of_order=0 cursor_violations=0",
+        "sim_crash: seeds={} mixed_schedule_seeds={} power_losses={} interrupted_recoveries={} acked={} acked_durable_lost=0 unsynced_lost={} corrupt=0 duplicate=0 out_of_order=0 cursor_violations=0",
         seeds.len(),
         seeds.iter().filter(|s| is_mixed(**s)).count(),
         figures.cycles,
+        figures.interrupted_recoveries,
         figures.acked,
         figures.lost
     );
