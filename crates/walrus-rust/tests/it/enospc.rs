@@ -43,7 +43,7 @@ fn full_disk_then_space_freed(fd: bool) {
     let dir = fs.path().join("wal");
     let wal = open(&dir, fd);
     let topics = ["a", "b"];
-    let mut acked = vec![Vec::new(), Vec::new()];
+    let mut acked = [Vec::new(), Vec::new()];
     let err = loop {
         let t = (acked[0].len() + acked[1].len()) % 2;
         let data = entry(t, acked[t].len());
