@@ -77,6 +77,7 @@ fn is_cut(finding: &Finding) -> bool {
     matches!(
         finding.kind,
         FindingKind::TornTail { .. }
+            | FindingKind::DamagedTail { .. }
             | FindingKind::PartialBatch { .. }
             | FindingKind::DroppedBlock { .. }
     )

@@ -438,6 +438,26 @@ fn torn_tail_dry_run_repair_then_verify() {
 }
 
 #[test]
+fn damaged_tail_after_a_clean_close_is_corruption_and_repair_cuts_it() {
+    let dir = populated();
+    let (file, offset) = damage(dir.path(), b"order-019", &[0xa5; 9]);
+    let output = ctl(dir.path(), &["verify", "--json"]);
+    assert_eq!(output.status.code(), Some(1));
+    let json: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let finding = &json["findings"][0];
+    assert_eq!(finding["kind"], "damaged_tail", "{json}");
+    assert_eq!(finding["corruption"], true);
+    assert_eq!(finding["offset"], offset);
+    assert_eq!(finding["file"], file.display().to_string());
+
+    let text = ok(dir.path(), &["repair", "--truncate-torn-tail"]);
+    assert!(text.contains("cut: damaged tail"), "{text}");
+    assert!(ok(dir.path(), &["verify"]).starts_with("clean: "));
+    let dumped = ok(dir.path(), &["dump", "--topic", "orders"]);
+    assert_eq!(dumped.lines().count(), 19);
+}
+
+#[test]
 fn a_torn_batch_is_cut_whole() {
     let dir = populated();
     {

@@ -75,6 +75,13 @@ pub enum FindingKind {
         /// Bytes cut.
         bytes: u64,
     },
+    /// Damaged bytes after the last valid entry of a block although every write was durable
+    /// (the last instance closed cleanly): corruption, cut like a torn tail so that appends
+    /// go on after the last valid entry.
+    DamagedTail {
+        /// Bytes cut.
+        bytes: u64,
+    },
     /// Entries of a batch whose last entry never reached the disk: cut.
     PartialBatch {
         /// Bytes cut.
@@ -107,6 +114,7 @@ impl Finding {
                 | FindingKind::DamagedBlockHeader
                 | FindingKind::DamagedFileHeader { .. }
                 | FindingKind::MissingEntries { .. }
+                | FindingKind::DamagedTail { .. }
         )
     }
 }
@@ -121,6 +129,10 @@ impl std::fmt::Display for Finding {
                 write!(f, "unreadable segment file {at}: {reason}")
             }
             FindingKind::TornTail { bytes } => write!(f, "torn tail of {bytes} bytes in {at}"),
+            FindingKind::DamagedTail { bytes } => write!(
+                f,
+                "damaged tail of {bytes} bytes of data that was durable (clean close) in {at}"
+            ),
             FindingKind::PartialBatch { bytes } => {
                 write!(f, "partial batch of {bytes} bytes in {at}")
             }
@@ -351,17 +363,18 @@ pub(crate) fn recover(
             if block.dirty_end > end {
                 report.cut_bytes += block.dirty_end - end;
                 let torn = block.dirty_end.saturating_sub(end.max(block.scanned_end));
-                if torn > 0 && hints.closed_cleanly {
-                    // No write was in flight at a clean close: this is damage, not a tear.
-                    let error = format!("{torn} damaged bytes at the end of durable data");
-                    let at = block.extent.offset() + block.scanned_end;
-                    report_corrupt(&mut report, &block.path, at, &error);
-                } else if torn > 0 {
-                    report.findings.push(finding(
-                        &block,
-                        block.scanned_end,
-                        FindingKind::TornTail { bytes: torn },
-                    ));
+                if torn > 0 {
+                    // No write was in flight at a clean close: then it is damage, not a tear.
+                    let kind = if hints.closed_cleanly {
+                        report.corrupt_frames += 1;
+                        tracing::warn!(file = %block.path.display(), "damaged tail of durable data");
+                        FindingKind::DamagedTail { bytes: torn }
+                    } else {
+                        FindingKind::TornTail { bytes: torn }
+                    };
+                    report
+                        .findings
+                        .push(finding(&block, block.scanned_end, kind));
                 }
                 if !read_only {
                     // Mutant torn_tail_not_cut: leaves torn tails and partial batches on disk.

@@ -37,6 +37,8 @@ impl Problem {
             FindingKind::CorruptEntry { .. } => ("corrupt_entry", None),
             FindingKind::DamagedBlockHeader => ("damaged_block_header", None),
             FindingKind::TornTail { .. } => ("torn_tail", None),
+            FindingKind::DamagedTail { .. } => ("damaged_tail", None),
+            FindingKind::MissingEntries { topic, .. } => ("missing_entries", Some(topic.clone())),
             FindingKind::PartialBatch { .. } => ("partial_batch", None),
             FindingKind::DroppedBlock { topic } => ("dropped_block", Some(topic.clone())),
             // The library may learn new kinds; they are still reported, by their message.

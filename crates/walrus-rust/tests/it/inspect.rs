@@ -257,7 +257,7 @@ fn damaged_tail_after_a_clean_close_is_reported_as_corruption() {
     let findings = wal.recovery_findings();
     assert_eq!(findings.len(), 1, "{findings:?}");
     assert!(findings[0].is_corruption(), "{findings:?}");
-    assert!(matches!(findings[0].kind, FindingKind::CorruptEntry { .. }));
+    assert!(matches!(findings[0].kind, FindingKind::DamagedTail { .. }));
     assert!(
         findings[0]
             .to_string()
