@@ -31,6 +31,19 @@ fn entry(topic: usize, i: usize) -> Vec<u8> {
     data
 }
 
+/// Every acknowledged entry of every topic, in order, and nothing else.
+fn assert_all_there(wal: &Walrus, topics: &[&str], acked: &[Vec<Vec<u8>>], when: &str) {
+    for (t, topic) in topics.iter().enumerate() {
+        let got: Vec<Vec<u8>> = wal
+            .read_from(topic, 0, usize::MAX)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.data)
+            .collect();
+        assert_eq!(got, acked[t], "{when}: topic {topic}");
+    }
+}
+
 fn full_disk_then_space_freed(fd: bool) {
     let backend = if fd { "fd" } else { "mmap" };
     let test = format!("enospc_{backend}_full_disk_is_storage_full_and_recovers_when_freed");
@@ -58,15 +71,7 @@ fn full_disk_then_space_freed(fd: bool) {
         err.to_string().contains(".wal") || err.to_string().contains(".idx"),
         "{backend}: the error names no file: {err}"
     );
-    for (t, topic) in topics.iter().enumerate() {
-        let got: Vec<Vec<u8>> = wal
-            .read_from(topic, 0, usize::MAX)
-            .unwrap()
-            .into_iter()
-            .map(|e| e.data)
-            .collect();
-        assert_eq!(got, acked[t], "{backend}: topic {topic} on a full disk");
-    }
+    assert_all_there(&wal, &topics, &acked, &format!("{backend}, on a full disk"));
     // A checkpointed read needs a cursor file: on the full disk it fails and moves nothing.
     let read_failed = match wal.read_next("a", true) {
         Ok(entry) => {
@@ -85,7 +90,10 @@ fn full_disk_then_space_freed(fd: bool) {
     acked[1].push(data);
     let first_unread = usize::from(!read_failed);
     let got = wal.read_next("a", true).unwrap().unwrap();
-    assert_eq!(got.data, acked[0][first_unread], "{backend}: the cursor moved");
+    assert_eq!(
+        got.data, acked[0][first_unread],
+        "{backend}: the cursor moved"
+    );
     drop(wal);
     let wal = open(&dir, fd);
     let findings = wal.recovery_findings();
@@ -93,17 +101,13 @@ fn full_disk_then_space_freed(fd: bool) {
         findings.iter().all(|f| !f.is_corruption()),
         "{backend}: {findings:?}"
     );
-    for (t, topic) in topics.iter().enumerate() {
-        let got: Vec<Vec<u8>> = wal
-            .read_from(topic, 0, usize::MAX)
-            .unwrap()
-            .into_iter()
-            .map(|e| e.data)
-            .collect();
-        assert_eq!(got, acked[t], "{backend}: topic {topic} after reopen");
-    }
+    assert_all_there(&wal, &topics, &acked, &format!("{backend}, after reopen"));
     let got = wal.read_next("a", true).unwrap().unwrap();
-    assert_eq!(got.data, acked[0][first_unread + 1], "{backend}: cursor after reopen");
+    assert_eq!(
+        got.data,
+        acked[0][first_unread + 1],
+        "{backend}: cursor after reopen"
+    );
     println!(
         "enospc: backend={backend} acked={} full_disk_error={:?} checkpoint_read_failed={read_failed} acked_lost=0 sigbus=0",
         acked[0].len() + acked[1].len(),
