@@ -12,6 +12,8 @@ struct Scale {
     stress_appends: &'static str,
     /// Model-based cases per backend and fsync schedule.
     model_cases: &'static str,
+    /// Real-kernel power cuts (ext4 on a loop device; needs root).
+    fs_shutdown_cycles: &'static str,
     full: &'static str,
 }
 
@@ -20,6 +22,7 @@ const FULL: Scale = Scale {
     kill_cycles: "334",
     stress_appends: "5000000",
     model_cases: "2000",
+    fs_shutdown_cycles: "500",
     full: "1",
 };
 const CI: Scale = Scale {
@@ -27,6 +30,7 @@ const CI: Scale = Scale {
     kill_cycles: "100",
     stress_appends: "1000000",
     model_cases: "300",
+    fs_shutdown_cycles: "150",
     full: "0",
 };
 
@@ -51,12 +55,14 @@ pub(crate) fn reliability(ci: bool) -> Result<(), String> {
             "corruption_corpus",
             "inject",
             "model_",
+            "fs_shutdown",
         ],
         &[
             ("SIM_CYCLES", scale.sim_seeds),
             ("KILL_CYCLES", scale.kill_cycles),
             ("STRESS_APPENDS", scale.stress_appends),
             ("MODEL_CASES", scale.model_cases),
+            ("FS_SHUTDOWN_CYCLES", scale.fs_shutdown_cycles),
             ("CORPUS_FULL", scale.full),
             ("INJECT_FULL", scale.full),
             ("WALRUS_QUIET", "1"),

@@ -5,7 +5,8 @@
 //!
 //! - [`Storage`] and [`Segment`], one small interface over a directory of pre-sized files, with
 //!   the [`FdStorage`] (`pread`/`pwrite`, io_uring for batches on Linux) and [`MmapStorage`]
-//!   backends, plus `MemStorage` and `FaultyStorage` behind the `testing` feature;
+//!   backends, plus `MemStorage`, `FaultyStorage` and `shutdown_filesystem` (a real power
+//!   cut for tests) behind the `testing` feature;
 //! - the entry framing ([`encode_frame`], [`decode_frame`], [`Scanner`]): a versioned,
 //!   checksummed record that tells a zeroed or torn tail apart from corruption in the middle.
 //!
@@ -33,6 +34,8 @@ mod faulty;
 #[cfg(any(test, feature = "testing"))]
 mod mem;
 #[cfg(any(test, feature = "testing"))]
+mod shutdown;
+#[cfg(any(test, feature = "testing"))]
 mod tmpfs;
 
 pub use checksum::frame_checksum;
@@ -51,5 +54,7 @@ pub use segment::{BackendKind, ReadAt, Segment, Storage, WriteAt, open_storage};
 pub use faulty::{Fault, FaultPlan, FaultyStorage, OpKind, PowerLoss, TearFill};
 #[cfg(any(test, feature = "testing"))]
 pub use mem::MemStorage;
+#[cfg(any(test, feature = "testing"))]
+pub use shutdown::shutdown_filesystem;
 #[cfg(any(test, feature = "testing"))]
 pub use tmpfs::{SmallTmpfs, small_tmpfs};

@@ -10,6 +10,7 @@ mod crash;
 mod cursors;
 mod enospc;
 mod fd_limit;
+mod fs_shutdown;
 mod inject;
 mod inspect;
 mod instances;

@@ -1,4 +1,4 @@
-//! Space reservation for pre-sized files.
+//! Space reservation for pre-sized files, and (for tests only) the `FS_IOC_SHUTDOWN` power cut.
 
 use std::{fs::File, io, os::unix::fs::FileExt};
 
@@ -54,4 +54,35 @@ fn write_zeros(file: &File, len: u64) -> io::Result<()> {
         offset += n;
     }
     Ok(())
+}
+
+/// `FS_IOC_SHUTDOWN` (`_IOR('X', 125, __u32)` in `linux/fs.h`).
+#[cfg(all(target_os = "linux", any(test, feature = "testing")))]
+const FS_IOC_SHUTDOWN: u32 = 0x8004_587D;
+
+/// `FS_GOING_DOWN_NOLOGFLUSH`: stop at once, without flushing the journal, as a power cut
+/// would.
+#[cfg(all(target_os = "linux", any(test, feature = "testing")))]
+const FS_GOING_DOWN_NOLOGFLUSH: u32 = 2;
+
+/// Shuts down the file system that `dir` (an open directory) lives on: every later
+/// operation on it fails with `EIO`, and what its journal had not committed is lost.
+#[cfg(all(target_os = "linux", any(test, feature = "testing")))]
+pub(crate) fn shutdown_filesystem(dir: &File) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let mut flags: u32 = FS_GOING_DOWN_NOLOGFLUSH;
+    // SAFETY: the descriptor is open for the lifetime of `dir`; FS_IOC_SHUTDOWN reads one
+    // `u32` through the pointer, which points at a live, aligned local for the whole call.
+    let rc = unsafe {
+        libc::ioctl(
+            dir.as_raw_fd(),
+            FS_IOC_SHUTDOWN as _,
+            std::ptr::from_mut(&mut flags),
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
