@@ -2,11 +2,15 @@
 //! acknowledgement after each append returns; the parent SIGKILLs it at a random moment,
 //! reopens the directory and checks that every acknowledged entry is there, in order, once.
 //! The page cache survives a process crash, so this holds under every schedule and backend.
+//! In 10% of the cycles the last kill lands 0-5 ms after the child announced it is opening
+//! the directory the earlier kills filled, i.e. during recovery: when it landed before the
+//! child was ready, the next recovery must find exactly what the previous one did (I5).
 //! `KILL_CYCLES` sets the number of cycles (default 12), `SEED` replays one.
 
 use std::{
     io::{BufRead, BufReader},
     process::{Command, Stdio},
+    sync::mpsc,
     time::{Duration, Instant},
 };
 
@@ -33,10 +37,12 @@ fn child_appends_until_killed() {
     };
     let schedule = schedule_of(&std::env::var("SCHEDULE").unwrap());
     let fd = std::env::var("BACKEND").unwrap() == "fd";
+    // Each on a line of its own: the test harness leaves its "test ... " line open.
+    println!("\nOPENING");
     let wal = open_small(std::path::Path::new(&dir), fd, schedule, strict());
     let start: usize = std::env::var("START").unwrap().parse().unwrap();
     let mut next = [start; TOPICS];
-    println!("READY");
+    println!("\nREADY");
     for i in 0.. {
         let topic = i % TOPICS;
         if i % 7 == 0 {
@@ -78,13 +84,18 @@ fn kill9_acknowledged_entries_survive_sigkill() {
         ("mmap", "none"),
     ];
     let mut acked_total = 0u64;
+    let (mut open_kills_aimed, mut kills_during_open) = (0u64, 0u64);
     for cycle in 0..cycles {
         let seed = base.wrapping_add(cycle);
         let (backend, schedule) = matrix[(seed % matrix.len() as u64) as usize];
         let dir = tempfile::tempdir().unwrap();
+        // One cycle in ten kills its last child during open, after two rounds of appends.
+        let mut rng = Rng(seed ^ 0x6b69_6c6c_6f70_656e);
+        let kill_in_open = rng.below(10) == 0;
         // Several kills on one directory: each run recovers the previous one's crash.
         let mut acked = [0usize; TOPICS];
         for round in 0..3u64 {
+            let aim_at_open = kill_in_open && round == 2;
             let exe = std::env::current_exe().unwrap();
             let mut child = Command::new(exe)
                 .args([
@@ -104,28 +115,53 @@ fn kill9_acknowledged_entries_survive_sigkill() {
                 .spawn()
                 .unwrap();
             let stdout = child.stdout.take().unwrap();
-            let delay =
-                Duration::from_millis(1 + (seed.wrapping_mul(31).wrapping_add(round * 17)) % 100);
+            let delay = if aim_at_open {
+                Duration::from_micros(rng.below(5001))
+            } else {
+                Duration::from_millis(1 + (seed.wrapping_mul(31).wrapping_add(round * 17)) % 100)
+            };
+            let (opening_tx, opening) = mpsc::channel();
             let reader = std::thread::spawn(move || {
                 let mut acks = vec![0usize; TOPICS];
+                let (mut opening, mut ready) = (false, false);
                 for line in BufReader::new(stdout).lines() {
                     let Ok(line) = line else { break };
                     let mut parts = line.split_whitespace();
-                    if parts.next() == Some("ACK") {
-                        let topic: usize = parts.next().unwrap().parse().unwrap();
-                        acks[topic] = parts.next().unwrap().parse().unwrap();
+                    match parts.next() {
+                        Some("ACK") => {
+                            let topic: usize = parts.next().unwrap().parse().unwrap();
+                            acks[topic] = parts.next().unwrap().parse().unwrap();
+                        }
+                        Some("OPENING") => {
+                            opening = true;
+                            let _ = opening_tx.send(());
+                        }
+                        Some("READY") => ready = true,
+                        _ => {}
                     }
                 }
-                acks
+                (acks, opening, ready)
             });
+            if aim_at_open {
+                // The delay counts from the child's announcement that it is opening.
+                opening
+                    .recv_timeout(Duration::from_secs(20))
+                    .expect("the child never announced OPENING");
+                open_kills_aimed += 1;
+            }
             let started = Instant::now();
             while started.elapsed() < delay {
-                std::thread::sleep(Duration::from_millis(1));
+                std::thread::sleep(
+                    Duration::from_millis(1).min(delay.saturating_sub(started.elapsed())),
+                );
             }
             child.kill().unwrap();
             child.wait().unwrap();
             // Every line the child wrote before it died was an acknowledged append.
-            let acks = reader.join().unwrap();
+            let (acks, opening, ready) = reader.join().unwrap();
+            // Killed before it could append: opening the directory is all it did.
+            let killed_in_open = !ready;
+            kills_during_open += u64::from(opening && !ready);
             let wal = Walrus::builder()
                 .data_dir(dir.path().to_path_buf())
                 .fd_backend(backend == "fd")
@@ -143,6 +179,13 @@ fn kill9_acknowledged_entries_survive_sigkill() {
                 assert!(
                     end >= expected_min,
                     "seed {seed} round {round}: t{topic} lost acknowledged entries: {end} < {expected_min} ({backend}, {schedule})"
+                );
+                // I5: a recovery cut short changes nothing the previous one returned.
+                assert!(
+                    !killed_in_open || end == acked[topic],
+                    "seed {seed} round {round}: t{topic} has {end} entries after a kill during \
+                     open, the previous recovery found {} ({backend}, {schedule})",
+                    acked[topic]
                 );
                 for (i, entry) in entries.iter().enumerate() {
                     assert_eq!(
@@ -164,8 +207,11 @@ fn kill9_acknowledged_entries_survive_sigkill() {
         }
     }
     println!(
-        "kill9: cycles={} kills={} acked={acked_total} acked_lost=0 corrupt=0 duplicate=0 out_of_order=0 base_seed={base}",
+        "kill9: cycles={} kills={} kills_during_open={kills_during_open} acked={acked_total} acked_lost=0 corrupt=0 duplicate=0 out_of_order=0 base_seed={base}",
         cycles,
         cycles * 3
+    );
+    eprintln!(
+        "kill9: kills aimed at open={open_kills_aimed}; kills that landed during open, any round={kills_during_open}"
     );
 }
