@@ -132,7 +132,9 @@ impl Allocator {
 
     /// Opens every segment file of an earlier run, in sequence order, and makes sure new files
     /// get higher numbers. Files whose header is damaged are reported (by name), not adopted,
-    /// and never overwritten.
+    /// and never overwritten. A file that holds nothing but zeros is reported as
+    /// [`Error::UnfinishedFile`]: a crash interrupted its creation (`create_file` syncs the
+    /// header before a file is used), so it never held data and the caller may remove it.
     pub fn recover(&self) -> Result<(Vec<RecoveredFile>, Vec<UnreadableFile>)> {
         let mut seqs: Vec<u64> = self
             .storage
@@ -144,19 +146,54 @@ impl Allocator {
         let mut recovered = Vec::new();
         let mut bad = Vec::new();
         for seq in seqs {
-            // Never reuse a number, even one whose file is unreadable.
-            self.next_seq.fetch_max(seq + 1, Ordering::AcqRel);
+            // Never reuse a number, even one whose file is unreadable. The largest number
+            // leaves none for a next file: such a file is reported, not adopted.
+            let Some(next) = seq.checked_add(1) else {
+                let reason = "file number leaves none for the next file".to_owned();
+                let path = self.storage.dir().join(crate::format::file_name(seq));
+                bad.push((
+                    crate::format::file_name(seq),
+                    Error::BadFileHeader { path, reason },
+                ));
+                continue;
+            };
+            self.next_seq.fetch_max(next, Ordering::AcqRel);
             match self.open_file(seq) {
                 Ok(file) => recovered.push(RecoveredFile { file }),
                 // Damaged content is reported and the file left alone; an I/O error is not
                 // evidence of damage, and skipping the file would lose its data: fail instead.
                 Err(err @ Error::BadFileHeader { .. }) => {
-                    bad.push((crate::format::file_name(seq), err));
+                    let name = crate::format::file_name(seq);
+                    let err = if self.all_zero(&name)? {
+                        let path = self.storage.dir().join(&name);
+                        Error::UnfinishedFile { path }
+                    } else {
+                        err
+                    };
+                    bad.push((name, err));
                 }
                 Err(err) => return Err(err),
             }
         }
         Ok((recovered, bad))
+    }
+
+    /// Whether file `name` holds nothing but zeros. Cheap for a file that was only reserved:
+    /// its unwritten extents read as zeros without touching the disk.
+    fn all_zero(&self, name: &str) -> Result<bool> {
+        const CHUNK: u64 = 1024 * 1024;
+        let segment = self.storage.open(name)?;
+        let mut buf = vec![0u8; CHUNK.min(segment.len()) as usize];
+        let mut offset = 0;
+        while offset < segment.len() {
+            let len = CHUNK.min(segment.len() - offset) as usize;
+            segment.read_at(offset, &mut buf[..len])?;
+            if buf[..len].iter().any(|b| *b != 0) {
+                return Ok(false);
+            }
+            offset += len as u64;
+        }
+        Ok(true)
     }
 
     fn open_file(&self, seq: u64) -> Result<Arc<SegmentFile>> {
@@ -173,12 +210,18 @@ impl Allocator {
         if stored_seq != seq {
             return Err(bad(format!("header names file {stored_seq}")));
         }
-        let needed = FILE_HEADER_BYTES + block_bytes.saturating_mul(u64::from(block_count));
-        if segment.len() < needed {
-            return Err(bad(format!(
-                "file is {} bytes, its geometry needs {needed}",
-                segment.len()
-            )));
+        let needed = block_bytes
+            .checked_mul(u64::from(block_count))
+            .and_then(|blocks| blocks.checked_add(FILE_HEADER_BYTES));
+        match needed {
+            Some(needed) if needed <= segment.len() => {}
+            _ => {
+                return Err(bad(format!(
+                    "file is {} bytes, its geometry ({block_count} blocks of {block_bytes} \
+                     bytes) needs more",
+                    segment.len()
+                )));
+            }
         }
         let file = Arc::new(SegmentFile::new(
             seq,

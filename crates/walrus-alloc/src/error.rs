@@ -20,6 +20,13 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// A segment file that holds nothing but zeros: a crash interrupted its creation (a file
+    /// is used only once its header is durable), so it never held data and may be removed.
+    #[error("segment file {path} was never finished (all zeros)")]
+    UnfinishedFile {
+        /// The file concerned.
+        path: PathBuf,
+    },
     /// An allocation request was zero bytes or too large for any file.
     #[error("cannot allocate {bytes} bytes: {reason}")]
     BadRequest {
@@ -40,7 +47,7 @@ impl Error {
     pub fn kind(&self) -> io::ErrorKind {
         match self {
             Self::Storage(err) => err.kind(),
-            Self::BadFileHeader { .. } => io::ErrorKind::InvalidData,
+            Self::BadFileHeader { .. } | Self::UnfinishedFile { .. } => io::ErrorKind::InvalidData,
             Self::BadRequest { .. } => io::ErrorKind::InvalidInput,
         }
     }

@@ -78,6 +78,7 @@ fn is_cut(finding: &Finding) -> bool {
         finding.kind,
         FindingKind::TornTail { .. }
             | FindingKind::DamagedTail { .. }
+            | FindingKind::UnfinishedFile
             | FindingKind::PartialBatch { .. }
             | FindingKind::DroppedBlock { .. }
     )

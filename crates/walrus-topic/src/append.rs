@@ -49,6 +49,10 @@ impl Engine {
         }
         let ticket = {
             let mut writer = topic.writer.lock();
+            // The entry takes `next_seq`; the one after it must exist too.
+            if writer.next_seq == u64::MAX {
+                return Err(Error::SequenceExhausted(topic.name.clone()));
+            }
             let needed = frame_len(data.len()) as u64;
             if writer
                 .active
@@ -218,6 +222,9 @@ impl Engine {
             start: u64,
             bytes: Vec<u8>,
             fresh: bool,
+        }
+        if writer.next_seq.checked_add(batch.len() as u64).is_none() {
+            return Err(Error::SequenceExhausted(topic.name.clone()));
         }
         let mut pieces: Vec<Piece> = Vec::new();
         let mut seq = writer.next_seq;

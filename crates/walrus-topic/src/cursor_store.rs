@@ -13,7 +13,8 @@ use crate::{
     Error, Result,
     format::{
         CURSOR_FILE_BYTES, CURSOR_FIXED_BYTES, CURSOR_KIND, CURSOR_SLOT_BYTES,
-        CURSOR_TOPICS_PER_FILE, cursor_file_name, parse_cursor_file_name, u64_at,
+        CURSOR_TOPICS_PER_FILE, TOPIC_NAME_BYTES_MAX, cursor_file_name, parse_cursor_file_name,
+        u64_at,
     },
 };
 
@@ -47,7 +48,12 @@ fn decode_slot(bytes: &[u8], slot: u32) -> Option<(u64, String, PersistedCursor)
         return None;
     };
     let p = frame.payload;
-    if frame.header.kind != CURSOR_KIND || frame.header.aux != slot || p.len() < CURSOR_FIXED_BYTES
+    // A slot holds at most the longest topic name: a longer one is not a slot this code wrote
+    // (and persisting its cursor again would not fit).
+    let name_len = p.len().checked_sub(CURSOR_FIXED_BYTES)?;
+    if frame.header.kind != CURSOR_KIND
+        || frame.header.aux != slot
+        || name_len > TOPIC_NAME_BYTES_MAX
     {
         return None;
     }

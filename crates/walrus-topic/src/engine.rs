@@ -129,14 +129,25 @@ impl Engine {
         }
         let mut unreadable = Vec::new();
         for (name, err) in &bad {
-            tracing::warn!(error = %err, "segment file not recovered");
             let file = storage.dir().join(name);
+            let kind = if matches!(err, walrus_alloc::Error::UnfinishedFile { .. }) {
+                // Never held data: a crash interrupted its creation. Remove it (a read-only
+                // open only reports it).
+                tracing::info!(file = %file.display(), "removing a segment file never finished");
+                if !config.read_only {
+                    storage.remove(name)?;
+                }
+                recovery::FindingKind::UnfinishedFile
+            } else {
+                tracing::warn!(error = %err, "segment file not recovered");
+                recovery::FindingKind::DamagedFileHeader {
+                    reason: err.to_string(),
+                }
+            };
             unreadable.push(recovery::Finding {
                 file,
                 offset: 0,
-                kind: recovery::FindingKind::DamagedFileHeader {
-                    reason: err.to_string(),
-                },
+                kind,
             });
         }
         let (cursors, loaded) = CursorStore::open(Arc::clone(&storage))?;
@@ -355,3 +366,6 @@ impl Drop for Engine {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -36,6 +36,11 @@ pub enum Error {
     /// The instance was opened read-only.
     #[error("instance opened read-only: {0} refused")]
     ReadOnly(&'static str),
+    /// The topic's next sequence number (which recovery takes from the data and the persisted
+    /// cursor) leaves no room for the entries to append: only a damaged or forged cursor or
+    /// block header gets there.
+    #[error("topic {0:?} has used up its sequence numbers")]
+    SequenceExhausted(String),
 }
 
 impl Error {
@@ -59,6 +64,7 @@ impl Error {
             Self::WouldBlock(_) => io::ErrorKind::WouldBlock,
             Self::Poisoned(_) => io::ErrorKind::Other,
             Self::ReadOnly(_) => io::ErrorKind::PermissionDenied,
+            Self::SequenceExhausted(_) => io::ErrorKind::InvalidData,
         }
     }
 }

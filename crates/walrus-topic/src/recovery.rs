@@ -70,6 +70,9 @@ pub enum FindingKind {
         /// What is wrong with it.
         reason: String,
     },
+    /// A segment file that holds only zeros: a crash interrupted its creation before its
+    /// header was durable, so it never held data. Removed.
+    UnfinishedFile,
     /// Bytes after the last valid entry of a block (a torn write): cut.
     TornTail {
         /// Bytes cut.
@@ -129,6 +132,12 @@ impl std::fmt::Display for Finding {
                 write!(f, "unreadable segment file {at}: {reason}")
             }
             FindingKind::TornTail { bytes } => write!(f, "torn tail of {bytes} bytes in {at}"),
+            FindingKind::UnfinishedFile => write!(
+                f,
+                "segment file {} never finished (a crash interrupted its creation; a writable \
+                 open removes it)",
+                self.file.display()
+            ),
             FindingKind::DamagedTail { bytes } => write!(
                 f,
                 "damaged tail of {bytes} bytes of data that was durable (clean close) in {at}"
@@ -622,7 +631,10 @@ fn scan_block(
                 ScanItem::Frame { offset, frame } => {
                     let header = frame.header;
                     let expected = block.progress.next_seq;
-                    if header.kind != ENTRY_KIND || header.seq < expected {
+                    // An entry never has the largest number (appends leave it for the next
+                    // sequence number), so such a frame is garbage, like stale bytes.
+                    if header.kind != ENTRY_KIND || header.seq < expected || header.seq == u64::MAX
+                    {
                         // Not an entry of this block (stale bytes): treat as the end.
                         break 'scan;
                     }

@@ -38,6 +38,7 @@ impl Problem {
             FindingKind::DamagedBlockHeader => ("damaged_block_header", None),
             FindingKind::TornTail { .. } => ("torn_tail", None),
             FindingKind::DamagedTail { .. } => ("damaged_tail", None),
+            FindingKind::UnfinishedFile => ("unfinished_file", None),
             FindingKind::MissingEntries { topic, .. } => ("missing_entries", Some(topic.clone())),
             FindingKind::PartialBatch { .. } => ("partial_batch", None),
             FindingKind::DroppedBlock { topic } => ("dropped_block", Some(topic.clone())),
@@ -77,7 +78,7 @@ impl Problem {
     pub(super) fn label(&self) -> &'static str {
         match self.kind {
             _ if self.corruption => "corruption",
-            "torn_tail" | "partial_batch" | "dropped_block" => "repairable",
+            "torn_tail" | "partial_batch" | "dropped_block" | "unfinished_file" => "repairable",
             "cursor_past_end" => "cursor",
             _ => "other",
         }

@@ -271,3 +271,29 @@ fn damaged_tail_after_a_clean_close_is_reported_as_corruption() {
     assert!(!dir.path().join("CLEAN").exists());
     wal.append_for_topic("t", b"after").unwrap();
 }
+
+#[test]
+fn segment_file_of_zeros_is_removed_as_unfinished_not_reported_as_corruption() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let wal = open(dir.path(), true, FsyncSchedule::SyncEach, strict());
+        wal.append_for_topic("t", b"kept").unwrap();
+    }
+    // What a power cut between a file's creation and its header's sync leaves.
+    let unfinished = dir.path().join("00000000000000000077.wal");
+    std::fs::write(&unfinished, vec![0u8; 64 * 1024]).unwrap();
+    {
+        let wal = read_only(dir.path());
+        let findings = wal.recovery_findings();
+        assert_eq!(findings.len(), 1, "{findings:?}");
+        assert!(matches!(findings[0].kind, FindingKind::UnfinishedFile));
+        assert!(!findings[0].is_corruption());
+    }
+    assert!(unfinished.exists(), "a read-only open removes nothing");
+    let wal = open(dir.path(), true, FsyncSchedule::SyncEach, strict());
+    assert!(!unfinished.exists());
+    assert_eq!(wal.read_next("t", true).unwrap().unwrap().data, b"kept");
+    drop(wal);
+    let wal = read_only(dir.path());
+    assert!(wal.recovery_findings().is_empty());
+}

@@ -1,0 +1,124 @@
+//! Unit tests of opening an engine on damaged or forged files: regressions found by the fuzz
+//! targets (`fuzz/`, docs: shared RELIABILITY.md T8), each named after its symptom.
+
+use std::sync::Arc;
+
+use walrus_alloc::{AllocConfig, FILE_HEADER_BYTES, file_name};
+use walrus_storage::{BackendKind, FrameHeader, MemStorage, Storage, encode_frame};
+
+use crate::{
+    Engine, EngineConfig, Error, FsyncSchedule, ReadConsistency,
+    format::{
+        CURSOR_FIXED_BYTES, CURSOR_KIND, ENTRY_KIND, block_header_len, cursor_file_name,
+    },
+};
+
+fn open(storage: &MemStorage) -> Arc<Engine> {
+    let config = EngineConfig {
+        dir: "<test>".into(),
+        backend: BackendKind::Mem,
+        alloc: AllocConfig {
+            block_bytes: 1024,
+            blocks_per_file: 4,
+            precreate: false,
+            quiet: true,
+        },
+        fsync: FsyncSchedule::SyncEach,
+        wait_for_batches: false,
+        quiet: true,
+        read_only: false,
+    };
+    let shared: Arc<dyn Storage> = Arc::new(storage.clone());
+    Engine::open_with_storage(shared, config).unwrap()
+}
+
+fn frame(kind: u8, aux: u32, seq: u64, payload: &[u8]) -> Vec<u8> {
+    let header = FrameHeader {
+        kind,
+        flags: 0,
+        aux,
+        seq,
+    };
+    let mut out = Vec::new();
+    encode_frame(&mut out, &header, payload);
+    out
+}
+
+/// Writes a valid cursor slot (slot 0, newer generation) for topic `t` at `next_seq`.
+fn forge_cursor(storage: &MemStorage, next_seq: u64) {
+    let mut payload = vec![0u8; CURSOR_FIXED_BYTES];
+    payload[0..8].copy_from_slice(&next_seq.to_le_bytes());
+    payload.extend_from_slice(b"t");
+    let slot = frame(CURSOR_KIND, 0, 2, &payload);
+    let file = storage.open(&cursor_file_name(0)).unwrap();
+    file.write_at(0, &slot).unwrap();
+    file.sync().unwrap();
+}
+
+#[test]
+fn forged_cursor_at_the_last_sequence_number_fails_appends_instead_of_panicking() {
+    for (next_seq, appends_ok) in [(u64::MAX, 0), (u64::MAX - 1, 1)] {
+        let storage = MemStorage::new();
+        {
+            let engine = open(&storage);
+            engine.append("t", b"x", FsyncSchedule::SyncEach).unwrap();
+            let mode = ReadConsistency::StrictlyAtOnce;
+            engine.read_next("t", true, mode).unwrap().unwrap();
+        }
+        forge_cursor(&storage, next_seq);
+        let engine = open(&storage);
+        for _ in 0..appends_ok {
+            engine.append("t", b"y", FsyncSchedule::SyncEach).unwrap();
+        }
+        let err = engine.append("t", b"z", FsyncSchedule::SyncEach);
+        assert!(matches!(err, Err(Error::SequenceExhausted(_))), "{err:?}");
+        let batch: [&[u8]; 2] = [b"1", b"2"];
+        let err = engine.batch_append("t", &batch, FsyncSchedule::SyncEach);
+        assert!(matches!(err, Err(Error::SequenceExhausted(_))), "{err:?}");
+    }
+}
+
+#[test]
+fn entry_numbered_u64_max_is_not_recovered_and_does_not_panic() {
+    let storage = MemStorage::new();
+    {
+        let engine = open(&storage);
+        engine.append("t", b"a", FsyncSchedule::SyncEach).unwrap();
+    }
+    // Replace the first entry by a valid frame carrying the largest sequence number.
+    let at = FILE_HEADER_BYTES + block_header_len("t");
+    let file = storage.open(&file_name(1)).unwrap();
+    file.write_at(at, &frame(ENTRY_KIND, 0, u64::MAX, b"a"))
+        .unwrap();
+    file.sync().unwrap();
+    let engine = open(&storage);
+    assert_eq!(engine.read_from("t", 0, usize::MAX).unwrap(), []);
+    engine.append("t", b"b", FsyncSchedule::SyncEach).unwrap();
+    let entries = engine.read_from("t", 0, usize::MAX).unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].seq, 0);
+}
+
+#[test]
+fn cursor_slot_naming_a_topic_longer_than_the_limit_is_ignored_not_a_panic() {
+    let storage = MemStorage::new();
+    {
+        let engine = open(&storage);
+        engine.append("t", b"x", FsyncSchedule::SyncEach).unwrap();
+        let mode = ReadConsistency::StrictlyAtOnce;
+        engine.read_next("t", true, mode).unwrap().unwrap();
+    }
+    // A valid slot frame whose name is longer than any topic may be (it still fits the slot).
+    let long = "n".repeat(crate::TOPIC_NAME_BYTES_MAX + 20);
+    let mut payload = vec![0u8; CURSOR_FIXED_BYTES];
+    payload.extend_from_slice(long.as_bytes());
+    let file = storage.open(&cursor_file_name(0)).unwrap();
+    file.write_at(0, &frame(CURSOR_KIND, 0, 2, &payload)).unwrap();
+    file.sync().unwrap();
+    let engine = open(&storage);
+    assert!(engine.topic_info_of(&long).is_none());
+    // Before the fix the topic existed, took appends, and persisting its cursor panicked.
+    assert!(engine.append(&long, b"y", FsyncSchedule::SyncEach).is_err());
+    let mode = ReadConsistency::StrictlyAtOnce;
+    assert!(engine.read_next(&long, true, mode).unwrap().is_none());
+}
