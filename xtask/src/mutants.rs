@@ -9,7 +9,7 @@ use crate::util::{project_root, run};
 const MUTANTS: &[(&str, &[&str])] = &[
     (
         "ack_before_fsync",
-        &["sim_crash_power_loss", "crash::sync_each"],
+        &["sim_crash_power_loss", "crash::sync_each", "fs_shutdown"],
     ),
     ("checksum_not_verified", &["corruption::"]),
     (

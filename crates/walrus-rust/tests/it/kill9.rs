@@ -14,19 +14,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use walrus_rust::{FsyncSchedule, Walrus};
-
 use crate::support::*;
 
 const TOPICS: usize = 4;
-
-fn schedule_of(name: &str) -> FsyncSchedule {
-    match name {
-        "sync" => FsyncSchedule::SyncEach,
-        "none" => FsyncSchedule::NoFsync,
-        _ => FsyncSchedule::Milliseconds(5),
-    }
-}
 
 /// Child side: append until killed.
 #[test]
@@ -35,11 +25,11 @@ fn child_appends_until_killed() {
     let Some(dir) = std::env::var_os("WALRUS_TEST_DIR") else {
         return;
     };
-    let schedule = schedule_of(&std::env::var("SCHEDULE").unwrap());
-    let fd = std::env::var("BACKEND").unwrap() == "fd";
+    let schedule = std::env::var("SCHEDULE").unwrap();
+    let backend = std::env::var("BACKEND").unwrap();
     // Each on a line of its own: the test harness leaves its "test ... " line open.
     println!("\nOPENING");
-    let wal = open_small(std::path::Path::new(&dir), fd, schedule, strict());
+    let wal = open_cell(std::path::Path::new(&dir), &backend, &schedule).unwrap();
     let start: usize = std::env::var("START").unwrap().parse().unwrap();
     let mut next = [start; TOPICS];
     println!("\nREADY");
@@ -75,19 +65,11 @@ fn kill9_acknowledged_entries_survive_sigkill() {
                 .unwrap()
                 .as_nanos() as u64
         });
-    let matrix = [
-        ("fd", "sync"),
-        ("fd", "5ms"),
-        ("fd", "none"),
-        ("mmap", "sync"),
-        ("mmap", "5ms"),
-        ("mmap", "none"),
-    ];
     let mut acked_total = 0u64;
     let (mut open_kills_aimed, mut kills_during_open) = (0u64, 0u64);
     for cycle in 0..cycles {
         let seed = base.wrapping_add(cycle);
-        let (backend, schedule) = matrix[(seed % matrix.len() as u64) as usize];
+        let (backend, schedule) = CRASH_MATRIX[(seed % CRASH_MATRIX.len() as u64) as usize];
         let dir = tempfile::tempdir().unwrap();
         // One cycle in ten kills its last child during open, after two rounds of appends.
         let mut rng = Rng(seed ^ 0x6b69_6c6c_6f70_656e);
@@ -162,13 +144,7 @@ fn kill9_acknowledged_entries_survive_sigkill() {
             // Killed before it could append: opening the directory is all it did.
             let killed_in_open = !ready;
             kills_during_open += u64::from(opening && !ready);
-            let wal = Walrus::builder()
-                .data_dir(dir.path().to_path_buf())
-                .fd_backend(backend == "fd")
-                .block_bytes(64 * 1024)
-                .blocks_per_file(4)
-                .build()
-                .unwrap();
+            let wal = open_cell(dir.path(), backend, schedule).unwrap();
             for topic in 0..TOPICS {
                 let name = format!("t{topic}");
                 let entries = wal.read_from(&name, 0, usize::MAX).unwrap();

@@ -42,6 +42,42 @@ pub(crate) fn open_small(
         .unwrap()
 }
 
+/// The crash tests' matrix: {fd with io_uring, fd without, mmap} x {SyncEach,
+/// Milliseconds(5), NoFsync}, by the names their child processes get in the environment.
+pub(crate) const CRASH_MATRIX: [(&str, &str); 9] = [
+    ("uring", "sync"),
+    ("uring", "5ms"),
+    ("uring", "none"),
+    ("fd", "sync"),
+    ("fd", "5ms"),
+    ("fd", "none"),
+    ("mmap", "sync"),
+    ("mmap", "5ms"),
+    ("mmap", "none"),
+];
+
+/// The schedule a crash-matrix name stands for.
+pub(crate) fn schedule_of(name: &str) -> FsyncSchedule {
+    match name {
+        "sync" => FsyncSchedule::SyncEach,
+        "none" => FsyncSchedule::NoFsync,
+        _ => FsyncSchedule::Milliseconds(5),
+    }
+}
+
+/// Opens `dir` as one cell of [`CRASH_MATRIX`], with small blocks (64 KiB, 4 per file).
+pub(crate) fn open_cell(dir: &Path, backend: &str, schedule: &str) -> std::io::Result<Walrus> {
+    Walrus::builder()
+        .data_dir(dir.to_path_buf())
+        .fd_backend(backend != "mmap")
+        .io_uring(backend == "uring")
+        .fsync_schedule(schedule_of(schedule))
+        .consistency(strict())
+        .block_bytes(64 * 1024)
+        .blocks_per_file(4)
+        .build()
+}
+
 pub(crate) fn strict() -> ReadConsistency {
     ReadConsistency::StrictlyAtOnce
 }
