@@ -12,9 +12,9 @@ use walrus_storage::{Decoded, FrameHeader, Segment, Storage, decode_frame, encod
 use crate::{
     Error, Result,
     format::{
-        CURSOR_FILE_BYTES, CURSOR_FIXED_BYTES, CURSOR_KIND, CURSOR_SLOT_BYTES,
-        CURSOR_TOPICS_PER_FILE, TOPIC_NAME_BYTES_MAX, cursor_file_name, parse_cursor_file_name,
-        u64_at,
+        CURSOR_FILE_BYTES, CURSOR_FIXED_BYTES, CURSOR_GENERATION_MAX, CURSOR_KIND,
+        CURSOR_SLOT_BYTES, CURSOR_TOPICS_PER_FILE, TOPIC_NAME_BYTES_MAX, cursor_file_name,
+        parse_cursor_file_name, u64_at,
     },
 };
 
@@ -54,6 +54,7 @@ fn decode_slot(bytes: &[u8], slot: u32) -> Option<(u64, String, PersistedCursor)
     if frame.header.kind != CURSOR_KIND
         || frame.header.aux != slot
         || name_len > TOPIC_NAME_BYTES_MAX
+        || frame.header.seq >= CURSOR_GENERATION_MAX
     {
         return None;
     }

@@ -63,6 +63,10 @@ pub(crate) const CURSOR_TOPICS_PER_FILE: u32 = 1024;
 pub(crate) const CURSOR_FILE_BYTES: u64 = CURSOR_SLOT_BYTES * 2 * CURSOR_TOPICS_PER_FILE as u64;
 /// Cursor payload: next seq, file seq, extent offset, offset in extent, then the topic name.
 pub(crate) const CURSOR_FIXED_BYTES: usize = 32;
+/// Cursor slot generations start at 1 and grow by one per persist, so none reaches this in
+/// practice (2^63 persists): a slot carrying a larger one is forged or damaged and ignored,
+/// which keeps the next persist's `generation + 1` from overflowing.
+pub(crate) const CURSOR_GENERATION_MAX: u64 = 1 << 63;
 
 const _: () = assert!(
     frame_len(CURSOR_FIXED_BYTES + TOPIC_NAME_BYTES_MAX) as u64 <= CURSOR_SLOT_BYTES,

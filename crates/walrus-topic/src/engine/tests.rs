@@ -8,9 +8,7 @@ use walrus_storage::{BackendKind, FrameHeader, MemStorage, Storage, encode_frame
 
 use crate::{
     Engine, EngineConfig, Error, FsyncSchedule, ReadConsistency,
-    format::{
-        CURSOR_FIXED_BYTES, CURSOR_KIND, ENTRY_KIND, block_header_len, cursor_file_name,
-    },
+    format::{CURSOR_FIXED_BYTES, CURSOR_KIND, ENTRY_KIND, block_header_len, cursor_file_name},
 };
 
 fn open(storage: &MemStorage) -> Arc<Engine> {
@@ -113,7 +111,8 @@ fn cursor_slot_naming_a_topic_longer_than_the_limit_is_ignored_not_a_panic() {
     let mut payload = vec![0u8; CURSOR_FIXED_BYTES];
     payload.extend_from_slice(long.as_bytes());
     let file = storage.open(&cursor_file_name(0)).unwrap();
-    file.write_at(0, &frame(CURSOR_KIND, 0, 2, &payload)).unwrap();
+    file.write_at(0, &frame(CURSOR_KIND, 0, 2, &payload))
+        .unwrap();
     file.sync().unwrap();
     let engine = open(&storage);
     assert!(engine.topic_info_of(&long).is_none());
@@ -121,4 +120,37 @@ fn cursor_slot_naming_a_topic_longer_than_the_limit_is_ignored_not_a_panic() {
     assert!(engine.append(&long, b"y", FsyncSchedule::SyncEach).is_err());
     let mode = ReadConsistency::StrictlyAtOnce;
     assert!(engine.read_next(&long, true, mode).unwrap().is_none());
+}
+
+#[test]
+fn cursor_slot_with_a_generation_near_u64_max_is_ignored_not_a_panic() {
+    let storage = MemStorage::new();
+    {
+        let engine = open(&storage);
+        engine.append("t", b"x", FsyncSchedule::SyncEach).unwrap();
+        let mode = ReadConsistency::StrictlyAtOnce;
+        engine.read_next("t", true, mode).unwrap().unwrap();
+    }
+    // The first persist wrote generation 1 into the second half; forge the first half with
+    // the largest generation and a cursor of 0.
+    let mut payload = vec![0u8; CURSOR_FIXED_BYTES];
+    payload.extend_from_slice(b"t");
+    let file = storage.open(&cursor_file_name(0)).unwrap();
+    file.write_at(0, &frame(CURSOR_KIND, 0, u64::MAX, &payload))
+        .unwrap();
+    file.sync().unwrap();
+    {
+        let engine = open(&storage);
+        assert_eq!(
+            engine.topic_info_of("t").unwrap().cursor,
+            1,
+            "the valid slot wins"
+        );
+        engine.append("t", b"y", FsyncSchedule::SyncEach).unwrap();
+        // Before the fix this persist computed u64::MAX + 1 and panicked.
+        let mode = ReadConsistency::StrictlyAtOnce;
+        let entry = engine.read_next("t", true, mode).unwrap().unwrap();
+        assert_eq!((entry.seq, &entry.data[..]), (1, &b"y"[..]));
+    }
+    assert_eq!(open(&storage).topic_info_of("t").unwrap().cursor, 2);
 }
