@@ -55,5 +55,10 @@ pub(crate) fn ci() -> Result<(), String> {
     )?;
     loom()?;
     crate::reliability::reliability(true)?;
-    crate::mutants::mutants()
+    crate::mutants::mutants()?;
+    crate::fuzz::fuzz(&crate::fuzz::Fuzz {
+        ci: true,
+        ..Default::default()
+    })?;
+    crate::miri::miri()
 }

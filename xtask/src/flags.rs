@@ -14,10 +14,16 @@ commands:
   bench --criterion [FILTER] run the criterion suites (short measurement), optionally filtered
   loom                       run the loom models of walrus-alloc (time-boxed)
   ci                         run what .ci/run runs: fmt --check, clippy, tests, loom,
-                             reliability --ci
+                             reliability --ci, mutants, fuzz --ci, miri
   reliability [--ci]         crash, power-loss, corruption and fault-injection suites in
                              release mode (full: about 20k power losses and 1,000 kill -9
                              cycles; --ci: the scaled-down variant), then loom
+  fuzz [--ci] [--secs N] [--seed-corpus]
+                             cargo-fuzz targets (nightly, ASan): replay fuzz/corpus and
+                             fuzz/regressions, then N seconds of fuzzing per target (default
+                             60, --ci 20); --seed-corpus rewrites fuzz/corpus instead
+  miri                       the miri_* unit tests of walrus-storage and walrus-alloc under
+                             Miri (installs the nightly miri component if missing)
   mutants                    build deliberately broken variants (ack before fsync, checksum
                              not verified, torn tail not cut, cursor persisted ahead, no
                              timed fsync) and check that the suites catch every one
@@ -42,6 +48,8 @@ pub(crate) enum Command {
         ci: bool,
     },
     Mutants,
+    Fuzz(crate::fuzz::Fuzz),
+    Miri,
 }
 
 /// `cargo xtask bench ...`.
@@ -68,6 +76,8 @@ impl Command {
             Some("loom") => Ok(Command::Loom),
             Some("ci") => Ok(Command::Ci),
             Some("mutants") => Ok(Command::Mutants),
+            Some("fuzz") => parse_fuzz(&args[1..]).map(Command::Fuzz),
+            Some("miri") => Ok(Command::Miri),
             Some("reliability") => match args.get(1).map(String::as_str) {
                 None => Ok(Command::Reliability { ci: false }),
                 Some("--ci") => Ok(Command::Reliability { ci: true }),
@@ -76,6 +86,24 @@ impl Command {
             _ => Err(USAGE.to_owned()),
         }
     }
+}
+
+fn parse_fuzz(args: &[String]) -> Result<crate::fuzz::Fuzz, String> {
+    let mut f = crate::fuzz::Fuzz::default();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--ci" => f.ci = true,
+            "--seed-corpus" => f.seed_corpus = true,
+            "--secs" => {
+                let v = it.next().ok_or("--secs needs a value")?;
+                let secs = v.parse().map_err(|_| format!("--secs {v}: not a number"))?;
+                f.secs = Some(secs);
+            }
+            other => return Err(format!("unknown fuzz option {other}\n{USAGE}")),
+        }
+    }
+    Ok(f)
 }
 
 impl Bench {
@@ -153,5 +181,12 @@ mod tests {
         assert_eq!(c.filter.as_deref(), Some("append"));
         assert!(parse("bench --frobnicate").is_err());
         assert!(parse("bench --rocksdb --no-peers").is_err());
+        assert_eq!(parse("miri"), Ok(Command::Miri));
+        let Ok(Command::Fuzz(f)) = parse("fuzz --ci --secs 5") else {
+            panic!("fuzz options")
+        };
+        assert!(f.ci && !f.seed_corpus);
+        assert_eq!(f.secs, Some(5));
+        assert!(parse("fuzz --secs x").is_err());
     }
 }

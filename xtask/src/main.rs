@@ -3,6 +3,8 @@
 mod bench;
 mod ci;
 mod flags;
+mod fuzz;
+mod miri;
 mod mutants;
 mod reliability;
 mod util;
@@ -17,6 +19,8 @@ fn main() -> ExitCode {
         flags::Command::Ci => ci::ci(),
         flags::Command::Reliability { ci } => reliability::reliability(ci),
         flags::Command::Mutants => mutants::mutants(),
+        flags::Command::Fuzz(f) => fuzz::fuzz(&f),
+        flags::Command::Miri => miri::miri(),
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

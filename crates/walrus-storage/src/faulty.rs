@@ -456,3 +456,6 @@ impl Segment for FaultySegment {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -131,3 +131,6 @@ impl Segment for MmapSegment {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -152,3 +152,6 @@ pub fn resync(buf: &[u8], damaged: usize) -> Option<usize> {
         .step_by(FRAME_ALIGN)
         .find(|pos| is_frame(*pos))
 }
+
+#[cfg(test)]
+mod tests;

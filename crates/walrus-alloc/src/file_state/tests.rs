@@ -152,3 +152,60 @@ proptest! {
         prop_assert!(deletions <= 1);
     }
 }
+
+/// Under Miri (`cargo xtask miri`): the counters pack and unpack losslessly at their limits.
+#[test]
+fn miri_counters_pack_and_unpack_at_their_limits() {
+    for allocated in [0, 1, EXTENTS_PER_FILE_MAX] {
+        for (fully_allocated, deleted) in [(false, false), (true, false), (true, true)] {
+            let counts = FileCounts {
+                allocated,
+                writing: allocated,
+                consumed: allocated / 2,
+                fully_allocated,
+                deleted,
+            };
+            assert_eq!(FileCounts::unpack(counts.pack()), counts);
+        }
+    }
+}
+
+/// Under Miri: two threads consume the last two extents of a full file; exactly one of them
+/// is told to delete it, whatever the interleaving Miri picks.
+#[test]
+fn miri_concurrent_consumers_claim_the_deletion_exactly_once() {
+    let state = std::sync::Arc::new(FileState::default());
+    for _ in 0..2 {
+        assert_eq!(state.allocate(), Outcome::Done);
+        assert_eq!(state.seal(), Outcome::Done);
+    }
+    assert_eq!(state.mark_full(), Outcome::Done);
+    let consumers: Vec<_> = (0..2)
+        .map(|_| {
+            let state = std::sync::Arc::clone(&state);
+            std::thread::spawn(move || state.consume())
+        })
+        .collect();
+    let outcomes: Vec<Outcome> = consumers.into_iter().map(|t| t.join().unwrap()).collect();
+    let deletes = outcomes.iter().filter(|o| **o == Outcome::Delete).count();
+    assert_eq!(deletes, 1, "{outcomes:?}");
+    assert!(state.counts().deleted);
+    assert_eq!(state.consume(), Outcome::Refused);
+}
+
+/// Under Miri: a full file refuses allocations, and the counters never exceed their width.
+#[test]
+fn miri_file_refuses_extents_past_its_limit() {
+    let state = FileState::default();
+    state.word.store(
+        FileCounts {
+            allocated: EXTENTS_PER_FILE_MAX,
+            ..FileCounts::default()
+        }
+        .pack(),
+        Ordering::Relaxed,
+    );
+    assert_eq!(state.allocate(), Outcome::Refused);
+    assert_eq!(state.adopt(), Outcome::Refused);
+    assert_eq!(state.counts().allocated, EXTENTS_PER_FILE_MAX);
+}

@@ -2,14 +2,42 @@
 //!
 //! Mapped memory can change under us (other processes, the kernel), so no reference to it is
 //! ever created: bytes move in and out with `copy_nonoverlapping` on raw pointers.
+//!
+//! Unit tests can back a [`Mapping`] with heap memory instead of a file (`Mapping::fake`), so
+//! that Miri, which cannot map files, checks the same pointer arithmetic and copies (docs:
+//! shared RELIABILITY.md T10).
 
 use std::{fs::File, io};
 
 use memmap2::{MmapOptions, MmapRaw};
 
+/// The memory behind a [`Mapping`].
+#[derive(Debug)]
+enum Backing {
+    /// A shared mapping of a file.
+    File(MmapRaw),
+    /// Heap memory standing in for a mapping (tests). Atomic bytes, because the copies write
+    /// through a pointer derived from a shared reference, which needs interior mutability,
+    /// and because a `Mapping` must stay `Sync`.
+    #[cfg(test)]
+    Fake(Box<[std::sync::atomic::AtomicU8]>),
+}
+
+impl Backing {
+    /// The first byte and the length in bytes.
+    fn base_and_len(&self) -> (*mut u8, usize) {
+        match self {
+            Self::File(raw) => (raw.as_mut_ptr(), raw.len()),
+            // `AtomicU8` has the size and alignment of `u8`.
+            #[cfg(test)]
+            Self::Fake(bytes) => (bytes.as_ptr().cast_mut().cast::<u8>(), bytes.len()),
+        }
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct Mapping {
-    raw: Option<MmapRaw>,
+    raw: Option<Backing>,
 }
 
 impl Mapping {
@@ -20,18 +48,30 @@ impl Mapping {
         let len = usize::try_from(len)
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "file too large to map"))?;
         Ok(Self {
-            raw: Some(MmapOptions::new().len(len).map_raw(file)?),
+            raw: Some(Backing::File(MmapOptions::new().len(len).map_raw(file)?)),
         })
+    }
+
+    /// A zeroed stand-in of `len` bytes in heap memory, for tests under Miri.
+    #[cfg(test)]
+    pub(crate) fn fake(len: usize) -> Self {
+        let bytes = (0..len)
+            .map(|_| std::sync::atomic::AtomicU8::new(0))
+            .collect();
+        Self {
+            raw: (len > 0).then_some(Backing::Fake(bytes)),
+        }
     }
 
     fn range_ptr(&self, offset: usize, len: usize) -> *mut u8 {
         let raw = self.raw.as_ref().filter(|_| len > 0);
         match raw {
             Some(raw) => {
-                assert!(offset.checked_add(len).is_some_and(|end| end <= raw.len()));
+                let (base, map_len) = raw.base_and_len();
+                assert!(offset.checked_add(len).is_some_and(|end| end <= map_len));
                 // SAFETY: the assert above keeps `offset` inside the mapping, which is one
-                // allocation of `raw.len()` bytes, so the pointer stays in bounds.
-                unsafe { raw.as_mut_ptr().add(offset) }
+                // allocation of `map_len` bytes, so the pointer stays in bounds.
+                unsafe { base.add(offset) }
             }
             None => std::ptr::NonNull::dangling().as_ptr(),
         }
@@ -58,8 +98,11 @@ impl Mapping {
     /// `msync(MS_SYNC)` of a byte range (widened to whole pages by memmap2).
     pub(crate) fn flush_range(&self, offset: usize, len: usize) -> io::Result<()> {
         match &self.raw {
-            Some(raw) if len > 0 => raw.flush_range(offset, len),
+            Some(Backing::File(raw)) if len > 0 => raw.flush_range(offset, len),
             _ => Ok(()),
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
