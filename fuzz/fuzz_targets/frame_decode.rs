@@ -22,7 +22,11 @@ fn check_round_trip(input: &[u8], frame: &Frame<'_>) {
     let mut out = Vec::new();
     encode_frame(&mut out, &frame.header, frame.payload);
     let checked = FRAME_HEADER_BYTES + frame.payload.len();
-    assert_eq!(out.len(), frame.frame_len, "frame_len differs from the encoding");
+    assert_eq!(
+        out.len(),
+        frame.frame_len,
+        "frame_len differs from the encoding"
+    );
     assert_eq!(&out[..checked], &input[..checked], "re-encoding differs");
     assert!(out[checked..].iter().all(|b| *b == 0), "padding not zero");
 }
@@ -62,13 +66,20 @@ fuzz_target!(|data: &[u8]| {
                 assert!(resumed_at > offset && (resumed_at - BASE) % FRAME_ALIGN as u64 == 0);
                 assert!(matches!(decode_at(data, resumed_at), Decoded::Frame(_)));
                 let (from, to) = ((offset - BASE) as usize, (resumed_at - BASE) as usize);
-                assert!(!frame_between(data, from, to), "resync skipped a valid frame");
+                assert!(
+                    !frame_between(data, from, to),
+                    "resync skipped a valid frame"
+                );
                 next = resumed_at;
             }
         }
     }
     let end = scanner.end().expect("a finished scan says why it ended");
-    assert_eq!(end.offset(), next, "the scan ended elsewhere than its last step");
+    assert_eq!(
+        end.offset(),
+        next,
+        "the scan ended elsewhere than its last step"
+    );
     let len = data.len() as u64;
     match end {
         ScanEnd::Zeroed { offset } => assert_eq!(decode_at(data, offset), Decoded::Zeroed),

@@ -132,7 +132,9 @@ pub fn build_wal(entries: usize, consume: bool) -> Files {
         if i % 5 == 4 {
             let batch = [payload(i), payload(i + 1), payload(i + 2)];
             let refs: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
-            engine.batch_append(topic, &refs, sync).expect("batch append");
+            engine
+                .batch_append(topic, &refs, sync)
+                .expect("batch append");
         } else {
             engine.append(topic, &payload(i), sync).expect("append");
         }
@@ -287,7 +289,10 @@ impl DirImage {
             };
             assert!(bytes.len() as u64 <= FILE_BYTES_MAX, "{name} is too long");
             let chunks = nonzero_stretches(bytes);
-            assert!(chunks.len() <= usize::from(u8::MAX), "{name}: too many chunks");
+            assert!(
+                chunks.len() <= usize::from(u8::MAX),
+                "{name}: too many chunks"
+            );
             out.push(kind);
             out.extend_from_slice(&number.to_le_bytes());
             out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
@@ -397,14 +402,19 @@ fn drain(engine: &Engine, topic: &str, batches: bool, all: &[ReadEntry], bound: 
         let got = if batches {
             engine.batch_read(topic, 64, true, mode)
         } else {
-            engine.read_next(topic, true, mode).map(|e| e.into_iter().collect())
+            engine
+                .read_next(topic, true, mode)
+                .map(|e| e.into_iter().collect())
         };
         match got {
             Ok(entries) if entries.is_empty() => break true,
             Ok(entries) => drained.extend(entries),
             Err(_) => break false,
         }
-        assert!(drained.len() <= bound, "topic {topic:?}: the drain does not end");
+        assert!(
+            drained.len() <= bound,
+            "topic {topic:?}: the drain does not end"
+        );
     };
     assert!(
         strictly_increasing(&drained),
@@ -452,14 +462,13 @@ pub fn check_dir(files: &Files) {
     let new_topic = "fuzz-new-topic".to_owned();
     names.push(&new_topic);
     for (index, name) in names.iter().enumerate() {
-        let all = second_snapshot.get(*name).map_or(&[][..], |(_, all)| &all[..]);
+        let all = second_snapshot
+            .get(*name)
+            .map_or(&[][..], |(_, all)| &all[..]);
         let drained = drain(&second, name, index % 2 == 1, all, bound);
         let before = second.topic_info_of(name).map_or(0, |info| info.next_seq);
         let data = format!("appended to {name}").into_bytes();
-        if second
-            .append(name, &data, FsyncSchedule::SyncEach)
-            .is_err()
-        {
+        if second.append(name, &data, FsyncSchedule::SyncEach).is_err() {
             continue;
         }
         let entry = ReadEntry { seq: before, data };

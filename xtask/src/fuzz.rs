@@ -13,7 +13,7 @@ use std::{
 use crate::util::{project_root, run};
 
 /// The fuzz targets, in the order they run.
-const TARGETS: &[&str] = &["frame_decode", "wal_dir_open", "cursor_file"];
+const TARGETS: &[&str] = &["frame_decode", "wal_dir_open", "cursor_file", "op_sequence"];
 
 /// Seconds of new fuzzing per target: RELIABILITY.md T8 asks 60 s, CI 20 s.
 const SECS_DEFAULT: u64 = 60;

@@ -35,8 +35,18 @@ fn frame(kind: u8, seq: u64, aux: u32, payload: &[u8]) -> Vec<u8> {
 fn frame_seeds(dir: &Path) {
     let entry = frame(0x11, 7, 1, b"an entry payload");
     write(dir, "frame_decode", "entry", &entry);
-    write(dir, "frame_decode", "block_header", &frame(0x10, 0, 1, b"alpha"));
-    write(dir, "frame_decode", "empty_payload", &frame(0x11, 0, 0, b""));
+    write(
+        dir,
+        "frame_decode",
+        "block_header",
+        &frame(0x10, 0, 1, b"alpha"),
+    );
+    write(
+        dir,
+        "frame_decode",
+        "empty_payload",
+        &frame(0x11, 0, 0, b""),
+    );
     // Three entries, the middle one damaged, then zeros: a scan with a resync.
     let mut scan = frame(0x11, 1, 1, b"first");
     let damaged_at = scan.len() + 40;
@@ -65,9 +75,19 @@ fn dir_seeds(dir: &Path) {
     let mut crashed = larger.clone();
     crashed.remove(CLEAN_MARKER);
     write(dir, "wal_dir_open", "small", &image(&small, 0));
-    write(dir, "wal_dir_open", "small_refresh", &image(&small, FLAG_REFRESH_CHECKSUMS));
+    write(
+        dir,
+        "wal_dir_open",
+        "small_refresh",
+        &image(&small, FLAG_REFRESH_CHECKSUMS),
+    );
     write(dir, "wal_dir_open", "larger", &image(&larger, 0));
-    write(dir, "wal_dir_open", "crashed_refresh", &image(&crashed, FLAG_REFRESH_CHECKSUMS));
+    write(
+        dir,
+        "wal_dir_open",
+        "crashed_refresh",
+        &image(&crashed, FLAG_REFRESH_CHECKSUMS),
+    );
     write(dir, "wal_dir_open", "empty", &[]);
 }
 
@@ -76,10 +96,32 @@ fn cursor_seeds(dir: &Path) {
     let cursor = &wal[CURSOR_FILE_NAME];
     // The slots in use: one pair per topic, 512 bytes each.
     let used = &cursor[..TOPICS.len() * 512];
-    for (name, flags) in [("as_is", 0u8), ("refresh", 1), ("short_refresh", 3), ("crashed", 5)] {
+    for (name, flags) in [
+        ("as_is", 0u8),
+        ("refresh", 1),
+        ("short_refresh", 3),
+        ("crashed", 5),
+    ] {
         let mut seed = vec![flags];
         seed.extend_from_slice(used);
         write(dir, "cursor_file", name, &seed);
+    }
+}
+
+/// The op_sequence target decodes its input with `arbitrary`: any bytes are a valid input,
+/// so its seeds are a few deterministic pseudo-random byte strings of different lengths.
+fn op_seeds(dir: &Path) {
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    for len in [64usize, 256, 1024] {
+        let bytes: Vec<u8> = (0..len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect();
+        write(dir, "op_sequence", &format!("random_{len}"), &bytes);
     }
 }
 
@@ -91,5 +133,6 @@ fn main() {
     frame_seeds(dir);
     dir_seeds(dir);
     cursor_seeds(dir);
+    op_seeds(dir);
     println!("seed corpus written under {}", dir.display());
 }
