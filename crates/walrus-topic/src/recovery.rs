@@ -497,9 +497,13 @@ fn scan_file(
         };
         let extent_blocks = header.header.aux.max(1);
         let name = std::str::from_utf8(header.payload).ok().map(str::to_owned);
+        // The extent lies inside the file, and the header frame, padding included, inside the
+        // extent (with a block size that is not a multiple of 8, a header that a writer never
+        // made could end in padding past it).
         let fits = index
             .checked_add(extent_blocks)
-            .is_some_and(|end| end <= file.block_count());
+            .is_some_and(|end| end <= file.block_count())
+            && header.frame_len as u64 <= u64::from(extent_blocks) * file.block_bytes();
         let (Some(name), true) = (name, fits) else {
             damaged_header(
                 report,

@@ -154,3 +154,33 @@ fn cursor_slot_with_a_generation_near_u64_max_is_ignored_not_a_panic() {
     }
     assert_eq!(open(&storage).topic_info_of("t").unwrap().cursor, 2);
 }
+
+#[test]
+fn block_header_whose_padding_overruns_an_odd_sized_block_is_damage_not_a_panic() {
+    let storage = MemStorage::new();
+    {
+        let engine = open(&storage);
+        engine.append("t", b"x", FsyncSchedule::SyncEach).unwrap();
+    }
+    // Rewrite the file header with 33-byte blocks: block 0 then holds exactly the 33 bytes of
+    // the header frame of "t" (32 + 1), whose padding runs 7 bytes past the block. Before the
+    // fix recovery computed `extent length - frame length` and panicked.
+    let mut payload = [0u8; 24];
+    payload[0..8].copy_from_slice(&1u64.to_le_bytes());
+    payload[8..16].copy_from_slice(&33u64.to_le_bytes());
+    payload[16..20].copy_from_slice(&4u32.to_le_bytes());
+    let file = storage.open(&file_name(1)).unwrap();
+    file.write_at(0, &frame(walrus_alloc::FILE_HEADER_KIND, 0, 0, &payload))
+        .unwrap();
+    file.sync().unwrap();
+    let engine = open(&storage);
+    assert!(
+        engine
+            .findings()
+            .iter()
+            .any(|f| matches!(f.kind, crate::FindingKind::DamagedBlockHeader)),
+        "{:?}",
+        engine.findings()
+    );
+    assert_eq!(engine.read_from("t", 0, usize::MAX).unwrap(), []);
+}
