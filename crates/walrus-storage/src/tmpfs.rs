@@ -31,7 +31,13 @@ impl SmallTmpfs {
         std::fs::create_dir_all(&path)
             .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
         let output = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "walrus-enospc"])
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size}"),
+                "walrus-enospc",
+            ])
             .arg(&path)
             .output()
             .map_err(|e| format!("cannot run mount: {e}"))?;
