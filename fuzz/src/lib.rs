@@ -56,11 +56,16 @@ pub type Files = BTreeMap<String, Vec<u8>>;
 /// The engine configuration of every target: in-memory storage, small blocks, no background
 /// threads (no pre-created files, no timed fsync), so an execution is deterministic.
 pub fn config(read_only: bool) -> EngineConfig {
+    config_with_blocks(read_only, BLOCK_BYTES)
+}
+
+/// [`config`] with another block size (new files only: recovery reads each file's own).
+pub fn config_with_blocks(read_only: bool, block_bytes: u64) -> EngineConfig {
     EngineConfig {
         dir: "<fuzz>".into(),
         backend: BackendKind::Faulty,
         alloc: AllocConfig {
-            block_bytes: BLOCK_BYTES,
+            block_bytes,
             blocks_per_file: BLOCKS_PER_FILE,
             precreate: false,
             quiet: true,
@@ -124,8 +129,15 @@ fn payload(i: usize) -> Vec<u8> {
 /// spanning several blocks and files; with `consume`, some entries are read with checkpoint so
 /// that cursor slots exist. The engine is closed cleanly (the `CLEAN` marker is left).
 pub fn build_wal(entries: usize, consume: bool) -> Files {
+    build_wal_with_blocks(entries, consume, BLOCK_BYTES)
+}
+
+/// [`build_wal`] with blocks of `block_bytes` (for example one that is not a multiple of 8).
+pub fn build_wal_with_blocks(entries: usize, consume: bool, block_bytes: u64) -> Files {
     let storage = FaultyStorage::new();
-    let engine = open(&storage, false).expect("open an empty storage");
+    let shared: Arc<dyn Storage> = Arc::new(storage.clone());
+    let engine = Engine::open_with_storage(shared, config_with_blocks(false, block_bytes))
+        .expect("open an empty storage");
     let sync = FsyncSchedule::SyncEach;
     for i in 0..entries {
         let topic = TOPICS[i % TOPICS.len()];

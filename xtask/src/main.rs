@@ -1,4 +1,4 @@
-//! `cargo xtask`: the project's task runner (benchmarks, loom models, the CI command list).
+//! `cargo xtask`: the project's task runner (benchmarks, loom, fuzzing, Miri, the CI commands).
 
 mod bench;
 mod ci;

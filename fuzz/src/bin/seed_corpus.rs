@@ -7,6 +7,7 @@ use std::{fs, path::Path};
 
 use walrus_fuzz::{
     CLEAN_MARKER, CURSOR_FILE_NAME, DirImage, FLAG_REFRESH_CHECKSUMS, Files, TOPICS, build_wal,
+    build_wal_with_blocks,
 };
 use walrus_storage::{FrameHeader, encode_frame};
 
@@ -89,6 +90,10 @@ fn dir_seeds(dir: &Path) {
         &image(&crashed, FLAG_REFRESH_CHECKSUMS),
     );
     write(dir, "wal_dir_open", "empty", &[]);
+    // Blocks of a size that is not a multiple of 8 (a valid configuration): frames stay
+    // aligned to their block's start, not to the file.
+    let odd = build_wal_with_blocks(30, true, 1001);
+    write(dir, "wal_dir_open", "odd_blocks_refresh", &image(&odd, FLAG_REFRESH_CHECKSUMS));
 }
 
 fn cursor_seeds(dir: &Path) {
