@@ -63,7 +63,9 @@ fuzz_target!(|data: &[u8]| {
             } => {
                 assert_eq!(offset, next, "damage not where the previous frame ended");
                 assert_eq!(decode_at(data, offset), Decoded::Invalid(error));
-                assert!(resumed_at > offset && (resumed_at - BASE) % FRAME_ALIGN as u64 == 0);
+                assert!(
+                    resumed_at > offset && (resumed_at - BASE).is_multiple_of(FRAME_ALIGN as u64)
+                );
                 assert!(matches!(decode_at(data, resumed_at), Decoded::Frame(_)));
                 let (from, to) = ((offset - BASE) as usize, (resumed_at - BASE) as usize);
                 assert!(

@@ -248,7 +248,7 @@ impl DirImage {
             let name = match kind {
                 0 => file_name(number),
                 1 => cursor_file_name(number),
-                _ if number % 2 == 0 => CLEAN_MARKER.to_owned(),
+                _ if number.is_multiple_of(2) => CLEAN_MARKER.to_owned(),
                 _ => POISON_MARKER.to_owned(),
             };
             let mut bytes = vec![0u8; len as usize];

@@ -93,7 +93,12 @@ fn dir_seeds(dir: &Path) {
     // Blocks of a size that is not a multiple of 8 (a valid configuration): frames stay
     // aligned to their block's start, not to the file.
     let odd = build_wal_with_blocks(30, true, 1001);
-    write(dir, "wal_dir_open", "odd_blocks_refresh", &image(&odd, FLAG_REFRESH_CHECKSUMS));
+    write(
+        dir,
+        "wal_dir_open",
+        "odd_blocks_refresh",
+        &image(&odd, FLAG_REFRESH_CHECKSUMS),
+    );
 }
 
 fn cursor_seeds(dir: &Path) {
