@@ -18,8 +18,8 @@ struct Scale {
 }
 
 const FULL: Scale = Scale {
-    sim_seeds: "10000",
-    kill_cycles: "334",
+    sim_seeds: "11000",
+    kill_cycles: "1000",
     stress_appends: "5000000",
     model_cases: "2000",
     fs_shutdown_cycles: "500",
