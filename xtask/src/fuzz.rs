@@ -6,11 +6,11 @@
 use std::{
     fs,
     path::{Path, PathBuf},
-    process::{Command, Stdio},
+    process::Command,
     time::Instant,
 };
 
-use crate::util::{project_root, run};
+use crate::util::{project_root, run, succeeds};
 
 /// The fuzz targets, in the order they run.
 const TARGETS: &[&str] = &["frame_decode", "wal_dir_open", "cursor_file", "op_sequence"];
@@ -76,13 +76,7 @@ pub(crate) fn fuzz(opts: &Fuzz) -> Result<(), String> {
 
 /// Installs cargo-fuzz unless `cargo fuzz` already runs; fails loudly if it cannot.
 fn ensure_cargo_fuzz() -> Result<(), String> {
-    let present = Command::new("cargo")
-        .args(["fuzz", "--version"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if present {
+    if succeeds("cargo", &["fuzz", "--version"]) {
         return Ok(());
     }
     run("cargo", &["install", "cargo-fuzz", "--locked"], &[])

@@ -11,7 +11,7 @@ use std::{
     time::Instant,
 };
 
-use crate::util::{project_root, run};
+use crate::util::{project_root, run, succeeds};
 
 /// The crates with `miri_*` tests; the other crates hold no unsafe code and spend their time
 /// in system calls Miri cannot run.
@@ -95,13 +95,7 @@ fn scan_output(output: impl BufRead, to_stderr: bool) -> Counts {
 /// Installs the nightly Miri components unless `cargo +nightly miri` already runs; fails
 /// loudly if it cannot.
 fn ensure_miri() -> Result<(), String> {
-    let present = Command::new("cargo")
-        .args(["+nightly", "miri", "--version"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if present {
+    if succeeds("cargo", &["+nightly", "miri", "--version"]) {
         return Ok(());
     }
     run(

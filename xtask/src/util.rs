@@ -1,6 +1,9 @@
 //! Running commands from the project root, echoing them first.
 
-use std::{path::PathBuf, process::Command};
+use std::{
+    path::PathBuf,
+    process::{Command, Stdio},
+};
 
 /// The workspace root (the parent of `xtask/`).
 pub(crate) fn project_root() -> PathBuf {
@@ -22,4 +25,15 @@ pub(crate) fn run(program: &str, args: &[&str], envs: &[(&str, &str)]) -> Result
     } else {
         Err(format!("{program} {} failed: {status}", args.join(" ")))
     }
+}
+
+/// Whether `program args` runs and exits with success, its output discarded: used to ask
+/// whether a tool is installed before installing it.
+pub(crate) fn succeeds(program: &str, args: &[&str]) -> bool {
+    Command::new(program)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
