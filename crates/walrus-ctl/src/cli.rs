@@ -105,7 +105,8 @@ pub(crate) enum Command {
         after_help = "JSON (--json), one object:\n  \
             dir (string), clean (bool),\n  \
             findings: [{kind (string: corrupt_entry, damaged_block_header, torn_tail,\n              \
-            partial_batch, dropped_block, cursor_past_end, other),\n              \
+            damaged_tail, unfinished_file, missing_entries, partial_batch, dropped_block,\n              \
+            duplicate_block, cursor_past_end, other),\n              \
             corruption (bool), file (string or null), offset (number or null),\n              \
             topic (string or null), message (string)}]"
     )]

@@ -81,6 +81,7 @@ fn is_cut(finding: &Finding) -> bool {
             | FindingKind::UnfinishedFile
             | FindingKind::PartialBatch { .. }
             | FindingKind::DroppedBlock { .. }
+            | FindingKind::DuplicateBlock { .. }
     )
 }
 

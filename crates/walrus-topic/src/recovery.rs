@@ -95,6 +95,17 @@ pub enum FindingKind {
         /// The block's topic.
         topic: String,
     },
+    /// A second copy of entries the topic already holds: a block written to the wrong place
+    /// (a misdirected write) or duplicated by the disk. The longer copy is kept, this one is
+    /// dropped, and the blocks after it are kept.
+    DuplicateBlock {
+        /// The block's topic.
+        topic: String,
+        /// The sequence numbers the copy holds: `from..to`.
+        from: u64,
+        /// Sequence number after the copy's last entry.
+        to: u64,
+    },
     /// Entries that were durable (a later entry says so) but are gone: damage at the end of
     /// a block, or a whole block lost. The entries after them are kept.
     MissingEntries {
@@ -117,6 +128,7 @@ impl Finding {
                 | FindingKind::DamagedBlockHeader
                 | FindingKind::DamagedFileHeader { .. }
                 | FindingKind::MissingEntries { .. }
+                | FindingKind::DuplicateBlock { .. }
                 | FindingKind::DamagedTail { .. }
         )
     }
@@ -148,6 +160,11 @@ impl std::fmt::Display for Finding {
             FindingKind::DroppedBlock { topic } => {
                 write!(f, "block of topic {topic:?} after a hole in {at}")
             }
+            FindingKind::DuplicateBlock { topic, from, to } => write!(
+                f,
+                "misplaced or duplicated block of topic {topic:?} in {at}: entries {from}..{to} \
+                 are already in another block (this copy dropped)"
+            ),
             FindingKind::MissingEntries { topic, from, to } => write!(
                 f,
                 "entries {from}..{to} of topic {topic:?}, which were durable, lost to damage \
@@ -267,6 +284,7 @@ pub(crate) fn recover(
         let mut all: Vec<ScannedBlock> = Vec::new();
         let mut behind = 0;
         let mut dropped: Vec<ScannedBlock> = Vec::new();
+        let mut duplicates: Vec<ScannedBlock> = Vec::new();
         for block in blocks {
             if !dropped.is_empty() {
                 dropped.push(block);
@@ -275,6 +293,21 @@ pub(crate) fn recover(
             if all.len() == behind && cursor.is_some_and(|c| block.next_seq() <= c) {
                 all.push(block);
                 behind += 1;
+                continue;
+            }
+            // Blocks of a topic never share a sequence number: one that overlaps the block
+            // before it is a copy in the wrong place (a misdirected or duplicated write).
+            // Keep the longer copy and go on, so the blocks after it are not taken for
+            // ones after a hole.
+            if let Some(prev) = all[behind..].last()
+                && block.first_seq < prev.next_seq()
+            {
+                if block.first_seq == prev.first_seq && block.next_seq() > prev.next_seq() {
+                    duplicates.extend(all.pop());
+                    all.push(block);
+                } else {
+                    duplicates.push(block);
+                }
                 continue;
             }
             let prev = all[behind..].last();
@@ -342,6 +375,23 @@ pub(crate) fn recover(
                     .push(finding(last, at, FindingKind::PartialBatch { bytes }));
             }
             break;
+        }
+        for block in &duplicates {
+            let kind = FindingKind::DuplicateBlock {
+                topic: name.clone(),
+                from: block.first_seq,
+                to: block.next_seq(),
+            };
+            let at = finding(block, 0, kind);
+            tracing::warn!(topic = %name, "{at}");
+            report.corrupt_frames += 1;
+            report.dropped_blocks += 1;
+            report.findings.push(at);
+            if !read_only {
+                neutralize(block)?;
+                remember(&mut touched, block.extent.file());
+                block.extent.abandon();
+            }
         }
         for block in &dropped {
             report.dropped_blocks += 1;

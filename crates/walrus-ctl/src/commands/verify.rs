@@ -42,6 +42,7 @@ impl Problem {
             FindingKind::MissingEntries { topic, .. } => ("missing_entries", Some(topic.clone())),
             FindingKind::PartialBatch { .. } => ("partial_batch", None),
             FindingKind::DroppedBlock { topic } => ("dropped_block", Some(topic.clone())),
+            FindingKind::DuplicateBlock { topic, .. } => ("duplicate_block", Some(topic.clone())),
             // The library may learn new kinds; they are still reported, by their message.
             _ => ("other", None),
         };

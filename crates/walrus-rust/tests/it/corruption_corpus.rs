@@ -6,7 +6,9 @@
 //! so small entries still span several blocks per topic and the many recoveries stay cheap), a
 //! seeded sample of payload bits, zeroing from every 8-byte-aligned offset of each topic's last
 //! block to the block's end, a zeroed and a garbage sector at every sector of every block
-//! (newest first), and damaged cursor slots (zeroed, garbage, single bits). Each copy is
+//! (newest first), damaged cursor slots (zeroed, garbage, single bits), and valid blocks in
+//! the wrong place (a block's image, or its first half, copied into a free slot, over the
+//! next block of its topic and over another topic's block). Each copy is
 //! recovered, recovered again, and read in full: `read_from` from 0 after the first recovery,
 //! a `read_next` drain from the cursor after the second.
 //!
@@ -446,6 +448,9 @@ struct Damage {
     file: usize,
     at: usize,
     bytes: Vec<u8>,
+    /// Places (file, byte range) of which at least one must be named by a corruption finding,
+    /// beyond what `expect` derives from the bytes (a misplaced copy of a block).
+    must_report: Vec<(usize, Range<usize>)>,
 }
 
 fn flip(base: &Base, label: String, file: usize, at: usize, bit: u32) -> Damage {
@@ -454,6 +459,7 @@ fn flip(base: &Base, label: String, file: usize, at: usize, bit: u32) -> Damage 
         file,
         at,
         bytes: vec![base.files[file].1[at] ^ (1 << bit)],
+        must_report: Vec::new(),
     }
 }
 
@@ -461,8 +467,9 @@ fn flip(base: &Base, label: String, file: usize, at: usize, bit: u32) -> Damage 
 struct Expect {
     /// Per topic and sequence number: whether the entry may be missing.
     may_lose: Vec<Vec<bool>>,
-    /// The block whose damage must be reported as corruption, if any.
-    corruption: Option<usize>,
+    /// Places (file, byte range) of which a corruption finding must name one, if any: the
+    /// damaged block, or either copy of a misplaced one.
+    corruption: Option<Vec<(usize, Range<usize>)>>,
     /// Whether a zeroed frame header ends a block early (entries after it may go).
     zero_ended: bool,
     /// Per topic: the cursor the drain must start from.
@@ -487,7 +494,7 @@ fn expect(base: &Base, damage: &Damage, new: &[u8]) -> Expect {
         cursor: model.cursor.clone(),
         noop: old[hit.clone()] == new[hit.clone()],
     };
-    for (index, block) in base.blocks.iter().enumerate() {
+    for block in &base.blocks {
         if block.file != damage.file || block.end <= hit.start || block.start >= hit.end {
             continue;
         }
@@ -507,7 +514,7 @@ fn expect(base: &Base, damage: &Damage, new: &[u8]) -> Expect {
             if zeroed(block.header.header()) {
                 ex.zero_ended = true;
             } else if damaged.iter().any(|d| !d) {
-                ex.corruption = Some(index);
+                ex.corruption = Some(vec![(block.file, block.start..block.end)]);
             }
             continue;
         }
@@ -529,7 +536,7 @@ fn expect(base: &Base, damage: &Damage, new: &[u8]) -> Expect {
             match (i + 1..block.entries.len()).find(|j| !damaged[*j]) {
                 Some(next) => {
                     // Damage followed by a valid entry: corruption, skipped and reported.
-                    ex.corruption = Some(index);
+                    ex.corruption = Some(vec![(block.file, block.start..block.end)]);
                     block.entries[i..next]
                         .iter()
                         .for_each(|e| lose[e.seq as usize] = true);
@@ -544,6 +551,9 @@ fn expect(base: &Base, damage: &Damage, new: &[u8]) -> Expect {
                 }
             }
         }
+    }
+    if ex.corruption.is_none() && !damage.must_report.is_empty() {
+        ex.corruption = Some(damage.must_report.clone());
     }
     // A topic whose tail is lost loses the batch the new tail ends inside.
     for (t, lose) in ex.may_lose.iter_mut().enumerate() {
@@ -850,13 +860,13 @@ fn check_case(
         }
     }
     let reported: Vec<&Finding> = findings.iter().filter(|f| f.is_corruption()).collect();
-    match ex.corruption {
-        Some(index) => {
+    match &ex.corruption {
+        Some(places) => {
             fig.corruption_expected += 1;
-            let block = &base.blocks[index];
-            let file = &base.files[block.file].0;
             let names_it = |f: &&Finding| {
-                f.file.ends_with(file) && (block.start..block.end).contains(&(f.offset as usize))
+                places.iter().any(|(file, range)| {
+                    f.file.ends_with(&base.files[*file].0) && range.contains(&(f.offset as usize))
+                })
             };
             if reported.iter().any(names_it) {
                 fig.corruption_reported += 1;
@@ -868,8 +878,12 @@ fn check_case(
                         finding_kinds(&findings)
                     ),
                     format!(
-                        "corruption in {file} block at {} not reported; findings: {all:?}",
-                        block.start
+                        "corruption at {} not reported; findings: {all:?}",
+                        places
+                            .iter()
+                            .map(|(file, range)| format!("{}@{}", base.files[*file].0, range.start))
+                            .collect::<Vec<_>>()
+                            .join(" or ")
                     ),
                 ));
             }
@@ -1009,6 +1023,7 @@ fn check_undamaged(base: &Base) {
         file: 0,
         at: 0,
         bytes: Vec::new(),
+        must_report: Vec::new(),
     };
     let mut fig = Figures::default();
     let ex = expect(base, &undamaged, &base.files[0].1);
@@ -1142,6 +1157,7 @@ fn truncations(base: &Base, last_blocks: usize) -> Vec<Damage> {
                     file: block.file,
                     at,
                     bytes: vec![0; block.end - at],
+                    must_report: Vec::new(),
                 });
             }
         }
@@ -1167,13 +1183,144 @@ fn sector_damages(base: &Base) -> Vec<Damage> {
                 file: block.file,
                 at,
                 bytes: vec![0; SECTOR_BYTES],
+                must_report: Vec::new(),
             });
             damages.push(Damage {
                 label: format!("garbage sector {where_}"),
                 file: block.file,
                 at,
                 bytes: (0..SECTOR_BYTES).map(|_| rng.next() as u8).collect(),
+                must_report: Vec::new(),
             });
+        }
+    }
+    damages
+}
+
+/// Block-sized slots of the segment files that hold nothing: `(file, start)`.
+fn free_slots(base: &Base) -> Vec<(usize, usize)> {
+    let header_len = FILE_HEADER_BYTES as usize;
+    let mut free = Vec::new();
+    for (file, (name, bytes)) in base.files.iter().enumerate() {
+        if !name.ends_with(".wal") {
+            continue;
+        }
+        for start in (header_len..bytes.len()).step_by(base.block_bytes) {
+            let used = base
+                .blocks
+                .iter()
+                .any(|b| b.file == file && (b.start..b.end).contains(&start));
+            let end = (start + base.block_bytes).min(bytes.len());
+            if !used && bytes[start..end].iter().all(|b| *b == 0) {
+                free.push((file, start));
+            }
+        }
+    }
+    free
+}
+
+/// Valid blocks in the wrong place: every block's image copied into a free slot (a
+/// duplicated write), its first half copied into a free slot (an older image of it), and its
+/// image copied over the next block of its topic and over a block of another topic (a
+/// misdirected write). The topic keeps one copy of each entry and every block after the copy.
+fn misplaced_blocks(base: &Base) -> Vec<Damage> {
+    let mut rng = Rng(base.seed ^ 0x6d69_7364_6972);
+    let free = free_slots(base);
+    let mut damages = Vec::new();
+    for (index, block) in base.blocks.iter().enumerate() {
+        let Some(last) = block.entries.last() else {
+            continue;
+        };
+        let image = &base.files[block.file].1[block.start..block.end];
+        let half = block.entries.len().div_ceil(2);
+        let half_end = block.entries[half - 1].span.checked_end - block.start;
+        let cursor = base.model.cursor[block.topic];
+        let where_ = format!(
+            "t{} {}@{}",
+            block.topic,
+            file_name(base, block.file),
+            block.start
+        );
+        let mut push = |label: String, file: usize, at: usize, bytes: &[u8], copy_next: u64| {
+            // A copy holding entries not yet consumed must be reported (naming either copy);
+            // one wholly behind the cursor is consumed with the original, unread.
+            let must_report = if copy_next > cursor {
+                vec![
+                    (block.file, block.start..block.end),
+                    (file, at..at + bytes.len()),
+                ]
+            } else {
+                Vec::new()
+            };
+            damages.push(Damage {
+                label,
+                file,
+                at,
+                bytes: bytes.to_vec(),
+                must_report,
+            });
+        };
+        let fits = |(file, at): (usize, usize)| {
+            at + image.len() <= base.files[file].1.len()
+                && base
+                    .blocks
+                    .iter()
+                    .all(|b| b.file != file || b.end <= at || b.start >= at + image.len())
+                && base.files[file].1[at..at + image.len()]
+                    .iter()
+                    .all(|b| *b == 0)
+        };
+        let slots: Vec<(usize, usize)> = free.iter().copied().filter(|s| fits(*s)).collect();
+        if !slots.is_empty() {
+            let (file, at) = slots[rng.below(slots.len() as u64) as usize];
+            let dest = format!("{}@{at}", file_name(base, file));
+            push(
+                format!("copy of block {where_} into free {dest}"),
+                file,
+                at,
+                image,
+                last.seq + 1,
+            );
+            let first_half = &image[..half_end];
+            let half_next = block.entries[half - 1].seq + 1;
+            push(
+                format!("first half of block {where_} into free {dest}"),
+                file,
+                at,
+                first_half,
+                half_next,
+            );
+        }
+        let same = base.blocks[index + 1..]
+            .iter()
+            .find(|b| b.topic == block.topic);
+        let others: Vec<&BlockLoc> = base
+            .blocks
+            .iter()
+            .filter(|b| b.topic != block.topic)
+            .collect();
+        let other = (!others.is_empty()).then(|| others[rng.below(others.len() as u64) as usize]);
+        for (what, target) in [
+            ("next block of its topic", same),
+            ("a block of another topic", other),
+        ] {
+            let Some(target) = target else { continue };
+            // Cut at the file's end: the write lands where it lands.
+            let room = base.files[target.file].1.len() - target.start;
+            let bytes = &image[..image.len().min(room)];
+            let dest = format!(
+                "t{} {}@{}",
+                target.topic,
+                file_name(base, target.file),
+                target.start
+            );
+            push(
+                format!("copy of block {where_} over {what} {dest}"),
+                target.file,
+                target.start,
+                bytes,
+                last.seq + 1,
+            );
         }
     }
     damages
@@ -1196,12 +1343,14 @@ fn cursor_slot_damages(base: &Base, all_bits: bool) -> Vec<Damage> {
             file: slot.file,
             at: slot.span.start,
             bytes: vec![0; CURSOR_SLOT_BYTES],
+            must_report: Vec::new(),
         });
         damages.push(Damage {
             label: format!("garbage slot {where_}"),
             file: slot.file,
             at: slot.span.start,
             bytes: (0..CURSOR_SLOT_BYTES).map(|_| rng.next() as u8).collect(),
+            must_report: Vec::new(),
         });
         // Header bytes (magic, version, kind, length, aux = slot, generation, checksum), then
         // the cursor's sequence number and the last byte of the topic name.
@@ -1272,6 +1421,19 @@ fn corruption_corpus_damaged_cursor_slot_falls_back_to_the_other_slot() {
 
 /// Runs the one damage `pick` chooses on a fixed WAL and fails on any violation: the smallest
 /// replay of a kind of case the corpus covers.
+#[test]
+fn corruption_corpus_misplaced_or_duplicated_blocks_keep_the_rest_of_the_topic() {
+    let (seed, sizes, started) = setup("misplaced_blocks");
+    run_class(
+        "misplaced_blocks",
+        seed,
+        1,
+        sizes.shape(),
+        started,
+        misplaced_blocks,
+    );
+}
+
 fn run_single(class: &str, pick: impl Fn(&Base) -> Damage) {
     let started = Instant::now();
     let shape = Shape {
