@@ -10,7 +10,7 @@ use crate::{
     claim::ClaimTracker,
     format::{
         BATCH_BYTES_MAX, BATCH_ENTRIES_MAX, BLOCK_HEADER_KIND, ENTRY_BYTES_MAX, ENTRY_KIND,
-        FLAG_BATCH, FLAG_BATCH_END, block_header_len, encode_claim,
+        FLAG_BATCH, FLAG_BATCH_END, block_header_len, encode_claim, topic_tag,
     },
     topic::{Topic, WriterState},
 };
@@ -70,7 +70,7 @@ impl Engine {
             let durable_end = self.claimed_durable_end(&mut state.claims, state.next_seq);
             let header = FrameHeader {
                 kind: ENTRY_KIND,
-                flags: 0,
+                flags: block.tag,
                 aux: encode_claim(state.next_seq, durable_end),
                 seq: state.next_seq,
             };
@@ -144,7 +144,14 @@ impl Engine {
             return Err(err.into());
         }
         extent.file().mark_dirty();
-        let block = Arc::new(Block::new(extent, first_seq, data_start, data_start, false));
+        let block = Arc::new(Block::new(
+            extent,
+            first_seq,
+            data_start,
+            topic_tag(&topic.name),
+            data_start,
+            false,
+        ));
         Ok((block, segment))
     }
 
@@ -229,6 +236,7 @@ impl Engine {
         let mut pieces: Vec<Piece> = Vec::new();
         let mut seq = writer.next_seq;
         let durable_end = self.claimed_durable_end(&mut writer.claims, seq);
+        let tag = topic_tag(&topic.name);
         let mut current = writer.active.clone().map(|(block, segment)| Piece {
             block,
             segment,
@@ -269,7 +277,7 @@ impl Engine {
             }
             let piece = current.as_mut().expect("a block was just ensured");
             let last = index + 1 == batch.len();
-            let flags = FLAG_BATCH | if last { FLAG_BATCH_END } else { 0 };
+            let flags = tag | FLAG_BATCH | if last { FLAG_BATCH_END } else { 0 };
             encode_frame(
                 &mut piece.bytes,
                 &FrameHeader {

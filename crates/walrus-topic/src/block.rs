@@ -15,6 +15,8 @@ pub(crate) struct Block {
     pub(crate) first_seq: u64,
     /// Offset (in the extent) of the first entry, just after the block header.
     pub(crate) data_start: u64,
+    /// The topic's tag, which every entry of the block carries in its flags.
+    pub(crate) tag: u16,
     /// Offset (in the extent) just after the last published frame, and whether the writer
     /// has moved on.
     published: PublishedEnd,
@@ -25,6 +27,7 @@ impl Block {
         extent: Arc<Extent>,
         first_seq: u64,
         data_start: u64,
+        tag: u16,
         end: u64,
         sealed: bool,
     ) -> Self {
@@ -32,6 +35,7 @@ impl Block {
             extent,
             first_seq,
             data_start,
+            tag,
             published: PublishedEnd::new(end, sealed),
         }
     }

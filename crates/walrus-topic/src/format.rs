@@ -37,6 +37,27 @@ pub(crate) const FLAG_BATCH: u16 = 1 << 0;
 /// disk but no entry with this flag, so a batch survives a crash whole or not at all.
 pub(crate) const FLAG_BATCH_END: u16 = 1 << 1;
 
+/// Entry flag bits 2..16: the tag of the entry's topic ([`topic_tag`]). Entries carry no
+/// topic name, so without it an entry of one topic written into another topic's block (a
+/// misdirected write) would read as that topic's entry.
+pub(crate) const FLAG_TOPIC_TAG: u16 = !(FLAG_BATCH | FLAG_BATCH_END);
+
+/// The tag of topic `name` in its entries' flags: 14 bits of its FNV-1a hash. An entry whose
+/// tag differs from its block's topic is not read (a foreign frame passes with odds of
+/// 1 in 16,384, and only where it also continues the block's sequence numbers).
+pub(crate) fn topic_tag(name: &str) -> u16 {
+    use std::hash::Hasher;
+    let mut hasher = fnv::FnvHasher::default();
+    hasher.write(name.as_bytes());
+    let hash = hasher.finish();
+    ((hash ^ (hash >> 32)) as u16) & FLAG_TOPIC_TAG
+}
+
+/// Whether an entry frame's `flags` carry the tag `tag` of the block's topic.
+pub(crate) fn tag_matches(flags: u16, tag: u16) -> bool {
+    flags & FLAG_TOPIC_TAG == tag
+}
+
 /// Longest topic name, in bytes of UTF-8.
 pub const TOPIC_NAME_BYTES_MAX: usize = 128;
 

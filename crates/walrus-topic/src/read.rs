@@ -12,7 +12,7 @@ use crate::{
     Engine, ReadConsistency, Result,
     block::Block,
     cursor_store::{CursorStore, PersistedCursor},
-    format::{BATCH_ENTRIES_MAX, ENTRY_KIND},
+    format::{BATCH_ENTRIES_MAX, ENTRY_KIND, tag_matches},
     topic::{ReaderState, Topic},
 };
 
@@ -71,11 +71,16 @@ pub(crate) fn read_step(block: &Block, offset: u64, end: u64) -> Result<Step> {
         _ => &head[..first],
     };
     match decode_frame(bytes) {
-        Decoded::Frame(frame) if frame.header.kind == ENTRY_KIND => Ok(Step::Entry {
-            seq: frame.header.seq,
-            data: frame.payload.to_vec(),
-            next: offset + frame.frame_len as u64,
-        }),
+        // An entry of another topic (a misdirected write) is damage here, not data.
+        Decoded::Frame(frame)
+            if frame.header.kind == ENTRY_KIND && tag_matches(frame.header.flags, block.tag) =>
+        {
+            Ok(Step::Entry {
+                seq: frame.header.seq,
+                data: frame.payload.to_vec(),
+                next: offset + frame.frame_len as u64,
+            })
+        }
         _ => {
             // Damage inside published data: look for the next valid frame in the rest.
             let mut rest = vec![0u8; available];
@@ -255,7 +260,10 @@ impl Engine {
                         break;
                     }
                     match decode_frame(&buf[at..]) {
-                        Decoded::Frame(frame) if frame.header.kind == ENTRY_KIND => {
+                        Decoded::Frame(frame)
+                            if frame.header.kind == ENTRY_KIND
+                                && tag_matches(frame.header.flags, block.tag) =>
+                        {
                             let len = frame.payload.len();
                             if !entries.is_empty() && payload_bytes + len > max_bytes {
                                 pos.offset = offset + at as u64;

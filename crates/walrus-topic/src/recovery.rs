@@ -21,7 +21,7 @@ use crate::{
     block::Block,
     format::{
         BLOCK_HEADER_KIND, ENTRY_KIND, FLAG_BATCH, FLAG_BATCH_END, TOPIC_NAME_BYTES_MAX,
-        decode_claim,
+        decode_claim, tag_matches, topic_tag,
     },
 };
 
@@ -458,6 +458,7 @@ pub(crate) fn recover(
                 block.extent,
                 block.first_seq,
                 block.data_start,
+                topic_tag(&name),
                 end,
                 true,
             )));
@@ -651,6 +652,7 @@ fn scan_block(
     path: &std::path::Path,
     report: &mut RecoveryReport,
 ) -> ScannedBlock {
+    let tag = topic_tag(&topic);
     let progress = Progress {
         end: data_start,
         next_seq: first_seq,
@@ -687,9 +689,13 @@ fn scan_block(
                     let expected = block.progress.next_seq;
                     // An entry never has the largest number (appends leave it for the next
                     // sequence number), so such a frame is garbage, like stale bytes.
-                    if header.kind != ENTRY_KIND || header.seq < expected || header.seq == u64::MAX
+                    if header.kind != ENTRY_KIND
+                        || !tag_matches(header.flags, tag)
+                        || header.seq < expected
+                        || header.seq == u64::MAX
                     {
-                        // Not an entry of this block (stale bytes): treat as the end.
+                        // Not an entry of this block (stale bytes, or another topic's entry
+                        // written to the wrong place): treat as the end.
                         break 'scan;
                     }
                     if header.seq > expected {

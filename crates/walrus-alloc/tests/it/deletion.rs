@@ -67,10 +67,15 @@ fn unused_precreated_spare_is_removed_on_drop() {
     assert_eq!(storage.list().unwrap(), [file_name(1)]);
 }
 
-fn open_fds_to(path: &Path) -> usize {
-    let target = std::fs::canonicalize(path.parent().unwrap())
+/// `path` with its directory resolved, as the kernel shows it in `/proc/self`.
+fn canonical(path: &Path) -> std::path::PathBuf {
+    std::fs::canonicalize(path.parent().unwrap())
         .unwrap()
-        .join(path.file_name().unwrap());
+        .join(path.file_name().unwrap())
+}
+
+fn open_fds_to(path: &Path) -> usize {
+    let target = canonical(path);
     std::fs::read_dir("/proc/self/fd")
         .unwrap()
         .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
@@ -81,11 +86,17 @@ fn open_fds_to(path: &Path) -> usize {
 }
 
 fn mappings_of(path: &Path) -> usize {
-    let name = path.file_name().unwrap().to_string_lossy().into_owned();
+    // The whole path: tests running in parallel map files of the same name in other
+    // temporary directories.
+    let target = canonical(path).to_string_lossy().into_owned();
     std::fs::read_to_string("/proc/self/maps")
         .unwrap()
         .lines()
-        .filter(|l| l.contains(&name))
+        .filter(|l| {
+            l.split_once('/').is_some_and(|(_, rest)| {
+                format!("/{rest}").trim_end_matches(" (deleted)") == target
+            })
+        })
         .count()
 }
 

@@ -1300,14 +1300,33 @@ fn misplaced_blocks(base: &Base) -> Vec<Damage> {
             .filter(|b| b.topic != block.topic)
             .collect();
         let other = (!others.is_empty()).then(|| others[rng.below(others.len() as u64) as usize]);
-        for (what, target) in [
-            ("next block of its topic", same),
-            ("a block of another topic", other),
+        // A shorter copy in front of the block (it sorts first): the longer one must win.
+        let earlier: Vec<&&BlockLoc> = others
+            .iter()
+            .filter(|b| {
+                (file_name(base, b.file), b.start) < (file_name(base, block.file), block.start)
+            })
+            .collect();
+        let earlier =
+            (!earlier.is_empty()).then(|| *earlier[rng.below(earlier.len() as u64) as usize]);
+        for (what, target, len) in [
+            ("next block of its topic", same, image.len()),
+            ("a block of another topic", other, image.len()),
+            (
+                "an earlier block of another topic (first half)",
+                earlier,
+                half_end,
+            ),
         ] {
             let Some(target) = target else { continue };
             // Cut at the file's end: the write lands where it lands.
             let room = base.files[target.file].1.len() - target.start;
-            let bytes = &image[..image.len().min(room)];
+            let bytes = &image[..len.min(room)];
+            let copy_next = if len < image.len() {
+                block.entries[half - 1].seq + 1
+            } else {
+                last.seq + 1
+            };
             let dest = format!(
                 "t{} {}@{}",
                 target.topic,
@@ -1319,7 +1338,7 @@ fn misplaced_blocks(base: &Base) -> Vec<Damage> {
                 target.file,
                 target.start,
                 bytes,
-                last.seq + 1,
+                copy_next,
             );
         }
     }
