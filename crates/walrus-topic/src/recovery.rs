@@ -267,6 +267,7 @@ pub(crate) fn recover(
     }
     let mut touched: Vec<Arc<SegmentFile>> = Vec::new();
     for (name, mut blocks) in scanned {
+        let tag = topic_tag(&name);
         blocks.sort_by_key(|b| (b.first_seq, b.extent.file().seq(), b.extent.first_block()));
         let cursor = cursors.get(&name).copied();
         // Claims are true whichever block carries them: the entries they cover were durable.
@@ -388,9 +389,7 @@ pub(crate) fn recover(
             report.dropped_blocks += 1;
             report.findings.push(at);
             if !read_only {
-                neutralize(block)?;
-                remember(&mut touched, block.extent.file());
-                block.extent.abandon();
+                discard(block, &mut touched)?;
             }
         }
         for block in &dropped {
@@ -403,9 +402,7 @@ pub(crate) fn recover(
                 },
             ));
             if !read_only {
-                neutralize(block)?;
-                remember(&mut touched, block.extent.file());
-                block.extent.abandon();
+                discard(block, &mut touched)?;
             }
         }
         // Numbering goes on after the last entry kept, but never below the cursor: entries
@@ -458,7 +455,7 @@ pub(crate) fn recover(
                 block.extent,
                 block.first_seq,
                 block.data_start,
-                topic_tag(&name),
+                tag,
                 end,
                 true,
             )));
@@ -488,6 +485,15 @@ fn finding(block: &ScannedBlock, offset: u64, kind: FindingKind) -> Finding {
         offset: block.extent.offset() + offset,
         kind,
     }
+}
+
+/// Takes a dropped block out of the topic for good: its header zeroed (synced with the other
+/// cuts), its extent given up so that its file can be deleted.
+fn discard(block: &ScannedBlock, touched: &mut Vec<Arc<SegmentFile>>) -> Result<()> {
+    neutralize(block)?;
+    remember(touched, block.extent.file());
+    block.extent.abandon();
+    Ok(())
 }
 
 fn remember(touched: &mut Vec<Arc<SegmentFile>>, file: &Arc<SegmentFile>) {
