@@ -236,7 +236,6 @@ impl Engine {
         let mut pieces: Vec<Piece> = Vec::new();
         let mut seq = writer.next_seq;
         let durable_end = self.claimed_durable_end(&mut writer.claims, seq);
-        let tag = topic_tag(&topic.name);
         let mut current = writer.active.clone().map(|(block, segment)| Piece {
             block,
             segment,
@@ -277,7 +276,7 @@ impl Engine {
             }
             let piece = current.as_mut().expect("a block was just ensured");
             let last = index + 1 == batch.len();
-            let flags = tag | FLAG_BATCH | if last { FLAG_BATCH_END } else { 0 };
+            let flags = piece.block.tag | FLAG_BATCH | if last { FLAG_BATCH_END } else { 0 };
             encode_frame(
                 &mut piece.bytes,
                 &FrameHeader {

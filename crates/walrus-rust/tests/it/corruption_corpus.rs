@@ -1197,26 +1197,19 @@ fn sector_damages(base: &Base) -> Vec<Damage> {
     damages
 }
 
-/// Block-sized slots of the segment files that hold nothing: `(file, start)`.
-fn free_slots(base: &Base) -> Vec<(usize, usize)> {
+/// Where every block slot of the segment files starts: `(file, start)`.
+fn slot_starts(base: &Base) -> Vec<(usize, usize)> {
     let header_len = FILE_HEADER_BYTES as usize;
-    let mut free = Vec::new();
-    for (file, (name, bytes)) in base.files.iter().enumerate() {
-        if !name.ends_with(".wal") {
-            continue;
-        }
-        for start in (header_len..bytes.len()).step_by(base.block_bytes) {
-            let used = base
-                .blocks
-                .iter()
-                .any(|b| b.file == file && (b.start..b.end).contains(&start));
-            let end = (start + base.block_bytes).min(bytes.len());
-            if !used && bytes[start..end].iter().all(|b| *b == 0) {
-                free.push((file, start));
-            }
-        }
-    }
-    free
+    base.files
+        .iter()
+        .enumerate()
+        .filter(|(_, (name, _))| name.ends_with(".wal"))
+        .flat_map(|(file, (_, bytes))| {
+            (header_len..bytes.len())
+                .step_by(base.block_bytes)
+                .map(move |start| (file, start))
+        })
+        .collect()
 }
 
 /// Valid blocks in the wrong place: every block's image copied into a free slot (a
@@ -1225,7 +1218,7 @@ fn free_slots(base: &Base) -> Vec<(usize, usize)> {
 /// misdirected write). The topic keeps one copy of each entry and every block after the copy.
 fn misplaced_blocks(base: &Base) -> Vec<Damage> {
     let mut rng = Rng(base.seed ^ 0x6d69_7364_6972);
-    let free = free_slots(base);
+    let starts = slot_starts(base);
     let mut damages = Vec::new();
     for (index, block) in base.blocks.iter().enumerate() {
         let Some(last) = block.entries.last() else {
@@ -1234,6 +1227,7 @@ fn misplaced_blocks(base: &Base) -> Vec<Damage> {
         let image = &base.files[block.file].1[block.start..block.end];
         let half = block.entries.len().div_ceil(2);
         let half_end = block.entries[half - 1].span.checked_end - block.start;
+        let (half_next, whole_next) = (block.entries[half - 1].seq + 1, last.seq + 1);
         let cursor = base.model.cursor[block.topic];
         let where_ = format!(
             "t{} {}@{}",
@@ -1260,6 +1254,7 @@ fn misplaced_blocks(base: &Base) -> Vec<Damage> {
                 must_report,
             });
         };
+        // A free place for the image: no block there and nothing written.
         let fits = |(file, at): (usize, usize)| {
             at + image.len() <= base.files[file].1.len()
                 && base
@@ -1270,7 +1265,7 @@ fn misplaced_blocks(base: &Base) -> Vec<Damage> {
                     .iter()
                     .all(|b| *b == 0)
         };
-        let slots: Vec<(usize, usize)> = free.iter().copied().filter(|s| fits(*s)).collect();
+        let slots: Vec<(usize, usize)> = starts.iter().copied().filter(|s| fits(*s)).collect();
         if !slots.is_empty() {
             let (file, at) = slots[rng.below(slots.len() as u64) as usize];
             let dest = format!("{}@{at}", file_name(base, file));
@@ -1279,10 +1274,9 @@ fn misplaced_blocks(base: &Base) -> Vec<Damage> {
                 file,
                 at,
                 image,
-                last.seq + 1,
+                whole_next,
             );
             let first_half = &image[..half_end];
-            let half_next = block.entries[half - 1].seq + 1;
             push(
                 format!("first half of block {where_} into free {dest}"),
                 file,
@@ -1323,9 +1317,9 @@ fn misplaced_blocks(base: &Base) -> Vec<Damage> {
             let room = base.files[target.file].1.len() - target.start;
             let bytes = &image[..len.min(room)];
             let copy_next = if len < image.len() {
-                block.entries[half - 1].seq + 1
+                half_next
             } else {
-                last.seq + 1
+                whole_next
             };
             let dest = format!(
                 "t{} {}@{}",
