@@ -288,12 +288,13 @@ fuzz_target!(|input: Input| {
                 models.iter_mut().for_each(|m| m.durable = m.entries.len());
             }
             Op::Reopen => {
-                // A clean close syncs everything and persists every checkpointed cursor.
+                // A clean close syncs everything but persists no cursor: reading resumes at
+                // the persisted one (reads since an `AtLeastOnce` boundary come again).
                 drop(engine);
                 engine = reopen(&storage);
                 for m in &mut models {
                     m.durable = m.entries.len();
-                    m.persisted = m.delivered;
+                    m.delivered = m.persisted;
                 }
             }
             Op::PowerLoss { mode: loss, seed } => {

@@ -74,6 +74,8 @@ pub fn config_with_blocks(read_only: bool, block_bytes: u64) -> EngineConfig {
         wait_for_batches: false,
         quiet: true,
         read_only,
+        file_mode: walrus_storage::DEFAULT_FILE_MODE,
+        import: Default::default(),
     }
 }
 

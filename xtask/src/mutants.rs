@@ -44,7 +44,7 @@ pub(crate) fn mutants() -> Result<(), String> {
             &[
                 "test",
                 "-p",
-                "walrus-rust",
+                "walrus-rust@0.3",
                 "--test",
                 "it",
                 "--no-run",
@@ -52,7 +52,15 @@ pub(crate) fn mutants() -> Result<(), String> {
             ],
             &envs,
         )?;
-        let mut args = vec!["test", "-p", "walrus-rust", "--test", "it", "--quiet", "--"];
+        let mut args = vec![
+            "test",
+            "-p",
+            "walrus-rust@0.3",
+            "--test",
+            "it",
+            "--quiet",
+            "--",
+        ];
         args.extend_from_slice(filters);
         eprintln!("$ (mutant {mutant}) cargo {}", args.join(" "));
         let status = Command::new("cargo")

@@ -9,6 +9,7 @@ use crate::{ci::loom, util::run};
 struct Scale {
     sim_seeds: &'static str,
     kill_cycles: &'static str,
+    upgrade_kill_cycles: &'static str,
     stress_appends: &'static str,
     /// Model-based cases per backend and fsync schedule.
     model_cases: &'static str,
@@ -20,6 +21,7 @@ struct Scale {
 const FULL: Scale = Scale {
     sim_seeds: "11000",
     kill_cycles: "1000",
+    upgrade_kill_cycles: "1000",
     stress_appends: "5000000",
     model_cases: "2000",
     fs_shutdown_cycles: "500",
@@ -28,6 +30,7 @@ const FULL: Scale = Scale {
 const CI: Scale = Scale {
     sim_seeds: "3000",
     kill_cycles: "100",
+    upgrade_kill_cycles: "200",
     stress_appends: "1000000",
     model_cases: "300",
     fs_shutdown_cycles: "150",
@@ -43,7 +46,7 @@ pub(crate) fn reliability(ci: bool) -> Result<(), String> {
             "test",
             "--release",
             "-p",
-            "walrus-rust",
+            "walrus-rust@0.3",
             "--test",
             "it",
             "--",
@@ -60,6 +63,7 @@ pub(crate) fn reliability(ci: bool) -> Result<(), String> {
         &[
             ("SIM_CYCLES", scale.sim_seeds),
             ("KILL_CYCLES", scale.kill_cycles),
+            ("UPGRADE_KILL_CYCLES", scale.upgrade_kill_cycles),
             ("STRESS_APPENDS", scale.stress_appends),
             ("MODEL_CASES", scale.model_cases),
             ("FS_SHUTDOWN_CYCLES", scale.fs_shutdown_cycles),

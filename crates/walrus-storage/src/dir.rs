@@ -2,24 +2,54 @@
 //! remove, list, and sync the directory.
 
 use std::{
-    fs::{self, File, OpenOptions},
+    fs::{self, DirBuilder, File, OpenOptions},
     io,
+    os::unix::fs::{DirBuilderExt, OpenOptionsExt},
     path::{Path, PathBuf},
 };
 
 use crate::{Error, Result, sys};
 
+/// Permission bits of the files Walrus creates unless told otherwise: read and write for the
+/// owner only (`0o600`), since they hold user data. Directories get [`dir_mode`] of it
+/// (`0o700`).
+pub const DEFAULT_FILE_MODE: u32 = 0o600;
+
+/// The permission bits of a directory created for files of `file_mode`: the same bits, plus
+/// execute (search) wherever read is set (`0o600` -> `0o700`, `0o640` -> `0o750`). Only the
+/// permission bits (`0o777`) of `file_mode` count.
+pub fn dir_mode(file_mode: u32) -> u32 {
+    let mode = file_mode & 0o777;
+    mode | ((mode & 0o444) >> 2)
+}
+
+/// Creates `path` and every missing parent with [`dir_mode`]`(file_mode)`, as
+/// `std::fs::create_dir_all` does. Directories that already exist keep their permissions;
+/// the process umask still clears bits of new ones.
+pub fn create_dir_all(path: &Path, file_mode: u32) -> Result<()> {
+    DirBuilder::new()
+        .recursive(true)
+        .mode(dir_mode(file_mode))
+        .create(path)
+        .map_err(|e| Error::io("create directory", path, e))
+}
+
 /// A directory of segment files on a real file system.
 #[derive(Debug)]
 pub(crate) struct Dir {
     path: PathBuf,
+    /// Permission bits of the files this directory creates.
+    file_mode: u32,
 }
 
 impl Dir {
-    pub(crate) fn open(path: &Path) -> Result<Self> {
-        fs::create_dir_all(path).map_err(|e| Error::io("create directory", path, e))?;
+    /// Opens `path`, creating it (and its parents) with [`dir_mode`]`(file_mode)` if needed;
+    /// files created in it get `file_mode`.
+    pub(crate) fn open(path: &Path, file_mode: u32) -> Result<Self> {
+        create_dir_all(path, file_mode)?;
         Ok(Self {
             path: path.to_path_buf(),
+            file_mode: file_mode & 0o777,
         })
     }
 
@@ -39,6 +69,7 @@ impl Dir {
             .read(true)
             .write(true)
             .create_new(true)
+            .mode(self.file_mode)
             .open(&path)
             .map_err(|e| Error::io("create", &path, e))?;
         // Each step names itself in the error (a full disk fails the reservation, a descriptor

@@ -51,9 +51,16 @@ pub struct FdStorage {
 }
 
 impl FdStorage {
-    /// Opens (and creates) the directory `dir`.
+    /// Opens (and creates) the directory `dir`; files and directories it creates are
+    /// owner-only ([`crate::DEFAULT_FILE_MODE`]).
     pub fn open(dir: &Path, options: FdOptions) -> Result<Self> {
-        let dir = Dir::open(dir)?;
+        Self::open_with_mode(dir, options, crate::DEFAULT_FILE_MODE)
+    }
+
+    /// Opens (and creates) the directory `dir`; files it creates get the permission bits
+    /// `file_mode`, directories [`crate::dir_mode`]`(file_mode)` (less the umask in both cases).
+    pub fn open_with_mode(dir: &Path, options: FdOptions, file_mode: u32) -> Result<Self> {
+        let dir = Dir::open(dir, file_mode)?;
         let ring = if options.io_uring && io_uring_available() {
             match sys::uring::Ring::new() {
                 Ok(ring) => Some(Arc::new(ring)),

@@ -39,6 +39,7 @@ mod shutdown;
 mod tmpfs;
 
 pub use checksum::frame_checksum;
+pub use dir::{DEFAULT_FILE_MODE, create_dir_all, dir_mode};
 pub use error::{Error, Result};
 pub use fd::{FdOptions, FdStorage, io_uring_available};
 pub use format::{
@@ -48,7 +49,9 @@ pub use frame::{Decoded, Frame, FrameError, FrameHeader, decode_frame, encode_fr
 pub use lock::{DirLock, LOCK_FILE_NAME};
 pub use mmap::MmapStorage;
 pub use scan::{ScanEnd, ScanItem, Scanner, resync};
-pub use segment::{BackendKind, ReadAt, Segment, Storage, WriteAt, open_storage};
+pub use segment::{
+    BackendKind, ReadAt, Segment, Storage, WriteAt, open_storage, open_storage_with_mode,
+};
 
 #[cfg(any(test, feature = "testing"))]
 pub use faulty::{Fault, FaultPlan, FaultyStorage, OpKind, PowerLoss, TearFill};

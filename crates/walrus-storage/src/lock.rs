@@ -2,10 +2,11 @@
 
 use std::{
     fs::{File, OpenOptions},
+    os::unix::fs::OpenOptionsExt,
     path::{Path, PathBuf},
 };
 
-use crate::{Error, Result};
+use crate::{DEFAULT_FILE_MODE, Error, Result};
 
 /// Name of the lock file inside a locked directory.
 pub const LOCK_FILE_NAME: &str = "LOCK";
@@ -22,15 +23,24 @@ pub struct DirLock {
 
 impl DirLock {
     /// Takes the lock on `dir` (creating the directory and lock file), failing at once with
-    /// `WouldBlock` if another process holds it.
+    /// `WouldBlock` if another process holds it. What it creates is owner-only
+    /// ([`DEFAULT_FILE_MODE`]).
     pub fn acquire(dir: &Path) -> Result<Self> {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
+        Self::acquire_with_mode(dir, DEFAULT_FILE_MODE)
+    }
+
+    /// [`DirLock::acquire`], creating the lock file with the permission bits `file_mode` and
+    /// missing directories with [`crate::dir_mode`]`(file_mode)` (less the umask). An existing
+    /// directory or lock file keeps its permissions.
+    pub fn acquire_with_mode(dir: &Path, file_mode: u32) -> Result<Self> {
+        crate::create_dir_all(dir, file_mode)?;
         let path = dir.join(LOCK_FILE_NAME);
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
+            .mode(file_mode & 0o777)
             .open(&path)
             .map_err(|e| Error::io("open lock file", &path, e))?;
         match file.try_lock() {

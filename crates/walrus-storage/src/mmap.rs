@@ -24,10 +24,17 @@ pub struct MmapStorage {
 }
 
 impl MmapStorage {
-    /// Opens (and creates) the directory `dir`.
+    /// Opens (and creates) the directory `dir`; files and directories it creates are
+    /// owner-only ([`crate::DEFAULT_FILE_MODE`]).
     pub fn open(dir: &Path) -> Result<Self> {
+        Self::open_with_mode(dir, crate::DEFAULT_FILE_MODE)
+    }
+
+    /// Opens (and creates) the directory `dir`; files it creates get the permission bits
+    /// `file_mode`, directories [`crate::dir_mode`]`(file_mode)` (less the umask in both cases).
+    pub fn open_with_mode(dir: &Path, file_mode: u32) -> Result<Self> {
         Ok(Self {
-            dir: Dir::open(dir)?,
+            dir: Dir::open(dir, file_mode)?,
         })
     }
 

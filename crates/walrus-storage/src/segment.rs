@@ -3,7 +3,7 @@
 
 use std::{fmt, path::Path, sync::Arc};
 
-use crate::{FdOptions, FdStorage, MmapStorage, Result};
+use crate::{DEFAULT_FILE_MODE, FdOptions, FdStorage, MmapStorage, Result};
 
 /// One positional write of a batch.
 #[derive(Clone, Copy, Debug)]
@@ -137,11 +137,31 @@ pub trait Storage: Send + Sync + fmt::Debug {
 ///
 /// `kind` must be [`BackendKind::Fd`], [`BackendKind::FdUring`] or [`BackendKind::Mmap`];
 /// [`BackendKind::FdUring`] falls back to plain calls when the kernel refuses io_uring.
+/// Files and directories it creates are owner-only ([`DEFAULT_FILE_MODE`]).
 pub fn open_storage(dir: &Path, kind: BackendKind) -> Result<Arc<dyn Storage>> {
+    open_storage_with_mode(dir, kind, DEFAULT_FILE_MODE)
+}
+
+/// [`open_storage`], with files created with the permission bits `file_mode` and
+/// directories with [`crate::dir_mode`]`(file_mode)` (less the umask in both cases).
+/// Existing files and directories keep theirs.
+pub fn open_storage_with_mode(
+    dir: &Path,
+    kind: BackendKind,
+    file_mode: u32,
+) -> Result<Arc<dyn Storage>> {
     Ok(match kind {
-        BackendKind::Mmap => Arc::new(MmapStorage::open(dir)?),
-        BackendKind::Fd => Arc::new(FdStorage::open(dir, FdOptions { io_uring: false })?),
-        _ => Arc::new(FdStorage::open(dir, FdOptions { io_uring: true })?),
+        BackendKind::Mmap => Arc::new(MmapStorage::open_with_mode(dir, file_mode)?),
+        BackendKind::Fd => Arc::new(FdStorage::open_with_mode(
+            dir,
+            FdOptions { io_uring: false },
+            file_mode,
+        )?),
+        _ => Arc::new(FdStorage::open_with_mode(
+            dir,
+            FdOptions { io_uring: true },
+            file_mode,
+        )?),
     })
 }
 

@@ -28,14 +28,15 @@ impl SmallTmpfs {
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
         ));
-        std::fs::create_dir_all(&path)
+        // Owner-only, like the directories Walrus creates; so is the mounted root.
+        crate::create_dir_all(&path, crate::DEFAULT_FILE_MODE)
             .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
         let output = Command::new("mount")
             .args([
                 "-t",
                 "tmpfs",
                 "-o",
-                &format!("size={size}"),
+                &format!("size={size},mode=0700"),
                 "walrus-enospc",
             ])
             .arg(&path)

@@ -24,6 +24,9 @@ impl Drop for BatchGuard<'_> {
     }
 }
 
+// The batch-size error names the limit as walrus-rust 0.2.0 does ("10GB limit").
+const _: () = assert!(BATCH_BYTES_MAX == 10 << 30);
+
 fn check_entry_len(len: usize) -> Result<()> {
     if len > ENTRY_BYTES_MAX {
         return Err(Error::InvalidInput(format!(
@@ -185,7 +188,8 @@ impl Engine {
         }
         if total > BATCH_BYTES_MAX {
             return Err(Error::InvalidInput(format!(
-                "batch of {total} bytes exceeds the {BATCH_BYTES_MAX} byte limit"
+                "batch of {total} bytes (with entry headers) exceeds the 10GB limit \
+                 ({BATCH_BYTES_MAX} bytes)"
             )));
         }
         if batch.is_empty() {

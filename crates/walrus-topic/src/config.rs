@@ -25,7 +25,9 @@ pub enum ReadConsistency {
     /// resumes exactly after the last entry returned.
     StrictlyAtOnce,
     /// The cursor is persisted after every `persist_every` checkpointed entries (0 counts as
-    /// 1): after a crash, up to that many entries may be delivered again.
+    /// 1), and only then: after a restart (a crash or a clean close alike, as in walrus-rust
+    /// 0.2.0) the entries checkpointed since the last persist are delivered again, fewer
+    /// than `persist_every`.
     AtLeastOnce {
         /// Entries between two persists.
         persist_every: u32,
@@ -51,4 +53,11 @@ pub struct EngineConfig {
     /// Open for inspection only: recovery reports what it would cut instead of cutting, and
     /// appends and checkpoints fail.
     pub read_only: bool,
+    /// Permission bits of the files the engine creates (data, cursor, lock and marker files);
+    /// directories it creates get `walrus_storage::dir_mode` of it. Usually
+    /// `walrus_storage::DEFAULT_FILE_MODE` (`0o600`, owner-only). Existing files and
+    /// directories keep theirs.
+    pub file_mode: u32,
+    /// What to do with walrus-rust 0.2.0 files in the directory (import them by default).
+    pub import: crate::ImportOptions,
 }

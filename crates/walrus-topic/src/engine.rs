@@ -14,7 +14,7 @@ use std::{
 use fnv::FnvHashMap;
 use parking_lot::{Mutex, RwLock};
 use walrus_alloc::Allocator;
-use walrus_storage::{DirLock, Storage, open_storage};
+use walrus_storage::{DirLock, Storage, open_storage_with_mode};
 
 use crate::{
     EngineConfig, Error, FsyncSchedule, Result,
@@ -85,11 +85,8 @@ impl Engine {
     /// Opens the engine for `config.dir`, or returns the one this process already has open
     /// there. Another process holding the directory makes this fail with `WouldBlock`.
     pub fn open(config: EngineConfig) -> Result<Arc<Self>> {
-        std::fs::create_dir_all(&config.dir).map_err(|e| walrus_storage::Error::Io {
-            op: "create directory",
-            path: config.dir.clone(),
-            source: e,
-        })?;
+        // Missing directories are created owner-only (by default); existing ones are left be.
+        walrus_storage::create_dir_all(&config.dir, config.file_mode)?;
         let key = std::fs::canonicalize(&config.dir).map_err(|e| walrus_storage::Error::Io {
             op: "resolve",
             path: config.dir.clone(),
@@ -101,9 +98,13 @@ impl Engine {
             engine.ensure_ticker(config.fsync)?;
             return Ok(engine);
         }
-        let lock = DirLock::acquire(&key).map_err(Error::Locked)?;
-        let storage = open_storage(&key, config.backend)?;
-        let engine = Arc::new(Self::open_inner(storage, config, Some(lock))?);
+        let lock = DirLock::acquire_with_mode(&key, config.file_mode).map_err(Error::Locked)?;
+        let storage = open_storage_with_mode(&key, config.backend, config.file_mode)?;
+        let mut engine = Self::open_inner(storage, config, Some(lock))?;
+        // Before anyone can append: a 0.2.0 directory's entries come first, in their order.
+        let legacy = crate::legacy::import_on_open(&engine)?;
+        engine.findings.extend(legacy);
+        let engine = Arc::new(engine);
         engines.insert(key, Arc::downgrade(&engine));
         Ok(engine)
     }
@@ -353,12 +354,11 @@ impl Drop for Engine {
                     false
                 }
             };
-        let topics: Vec<_> = self.topics.read().values().cloned().collect();
-        for topic in topics {
-            if let Err(err) = crate::read::persist_if_behind(self, &topic) {
-                tracing::warn!(topic = %topic.name, error = %err, "final cursor persist failed");
-            }
-        }
+        // No cursor is persisted here. `StrictlyAtOnce` reads persisted theirs already;
+        // `AtLeastOnce` reads since the topic's last `persist_every` boundary are delivered
+        // again after a restart, a clean close being no different from a crash (as in
+        // walrus-rust 0.2.0).
+
         // Everything in the segment files is durable: tell the next recovery, so that it
         // reports any hole or damaged tail as corruption instead of cutting it as a crash's.
         if synced && let Err(err) = self.storage.create(CLEAN_MARKER_NAME, MARKER_BYTES) {

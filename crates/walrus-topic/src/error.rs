@@ -36,6 +36,30 @@ pub enum Error {
     /// The instance was opened read-only.
     #[error("instance opened read-only: {0} refused")]
     ReadOnly(&'static str),
+    /// The directory holds walrus-rust 0.2.0 files and the import was turned off.
+    #[error(
+        "{} holds walrus-rust 0.2.0 data ({}) that is not imported: open it with the import \
+         enabled (the default; `WalrusBuilder::import_v020(true)`) or run \
+         `walrus-ctl migrate {}` first",
+        dir.display(), files.join(", "), dir.display()
+    )]
+    LegacyNotImported {
+        /// The directory.
+        dir: std::path::PathBuf,
+        /// The 0.2.0 files in it.
+        files: Vec<String>,
+    },
+    /// The journal of an interrupted 0.2.0 import cannot be read.
+    #[error("import journal {} is damaged: {reason}", path.display())]
+    BadImportJournal {
+        /// The journal file.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Reading walrus-rust 0.2.0 files failed.
+    #[error(transparent)]
+    Legacy(#[from] walrus_v020::Error),
     /// The topic's next sequence number (which recovery takes from the data and the persisted
     /// cursor) leaves no room for the entries to append: only a damaged or forged cursor or
     /// block header gets there.
@@ -65,6 +89,10 @@ impl Error {
             Self::Poisoned(_) => io::ErrorKind::Other,
             Self::ReadOnly(_) => io::ErrorKind::PermissionDenied,
             Self::SequenceExhausted(_) => io::ErrorKind::InvalidData,
+            Self::LegacyNotImported { .. } | Self::BadImportJournal { .. } => {
+                io::ErrorKind::InvalidData
+            }
+            Self::Legacy(err) => err.source.kind(),
         }
     }
 }

@@ -31,6 +31,20 @@ pub(crate) fn decode_claim(seq: u64, aux: u32) -> u64 {
 /// Frame kind of a cursor slot: `seq` = the slot's generation, `aux` = the slot number.
 pub(crate) const CURSOR_KIND: u8 = 0x20;
 
+/// Frame kind of one `WalIndex` record (file `<name>_index.db`): payload
+/// `0..8 cur_block_idx u64 | 8..16 cur_block_offset u64 | 16.. key (UTF-8)`.
+pub(crate) const INDEX_ENTRY_KIND: u8 = 0x30;
+
+/// Frame kind of the 0.2.0 import journal ([`IMPORT_JOURNAL_NAME`]); its payload is UTF-8
+/// lines (docs/FORMAT.md).
+pub(crate) const IMPORT_JOURNAL_KIND: u8 = 0x40;
+
+/// The journal of an import of walrus-rust 0.2.0 files in progress.
+pub(crate) const IMPORT_JOURNAL_NAME: &str = "IMPORT-0.2.0";
+
+/// Where imported 0.2.0 files are moved (with `.2`, `.3`, ... if it exists already).
+pub const LEGACY_DIR_NAME: &str = "legacy-0.2.0";
+
 /// Entry flag: the entry belongs to a batch.
 pub(crate) const FLAG_BATCH: u16 = 1 << 0;
 /// Entry flag: the entry is the last of its batch. Recovery drops a batch that has entries on

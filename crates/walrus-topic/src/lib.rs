@@ -15,6 +15,7 @@ mod engine;
 mod error;
 mod format;
 mod inspect;
+mod legacy;
 mod namespace;
 mod publish;
 mod read;
@@ -32,8 +33,10 @@ pub use engine::Engine;
 /// The on-disk format version this build writes (docs/FORMAT.md).
 pub const FORMAT_VERSION: u8 = walrus_storage::FormatVersion::CURRENT as u8;
 pub use error::{Error, Result};
+pub use format::LEGACY_DIR_NAME;
 pub use format::{BATCH_BYTES_MAX, BATCH_ENTRIES_MAX, ENTRY_BYTES_MAX, TOPIC_NAME_BYTES_MAX};
 pub use inspect::{CursorTarget, FileInfo, PurgeReport, TopicInfo};
+pub use legacy::{ImportOptions, ImportProgress, ProgressHook, has_pending_import, legacy_files};
 pub use namespace::{
     __clear_thread_namespace_for_tests, __current_thread_namespace_for_tests,
     __set_thread_namespace_for_tests, DEFAULT_DATA_DIR, sanitize_key,

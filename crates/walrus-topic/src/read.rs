@@ -433,12 +433,3 @@ pub(crate) fn persist_cursor(
     reader.release_passed();
     Ok(())
 }
-
-/// Persists a topic's cursor if entries were checkpointed since the last persist (at close).
-pub(crate) fn persist_if_behind(engine: &Engine, topic: &Topic) -> Result<()> {
-    let mut reader = topic.reader.lock();
-    if reader.unpersisted > 0 {
-        engine.persist(topic, &mut reader)?;
-    }
-    Ok(())
-}

@@ -116,6 +116,12 @@ pub enum FindingKind {
         /// Sequence number after the last missing one.
         to: u64,
     },
+    /// Damaged data in a walrus-rust 0.2.0 file met while importing it: the entries it
+    /// affects were not imported (the file keeps them, in `legacy-0.2.0/`).
+    LegacyDamage {
+        /// What is wrong, and what was left out.
+        reason: String,
+    },
 }
 
 impl Finding {
@@ -130,6 +136,7 @@ impl Finding {
                 | FindingKind::MissingEntries { .. }
                 | FindingKind::DuplicateBlock { .. }
                 | FindingKind::DamagedTail { .. }
+                | FindingKind::LegacyDamage { .. }
         )
     }
 }
@@ -150,6 +157,9 @@ impl std::fmt::Display for Finding {
                  open removes it)",
                 self.file.display()
             ),
+            FindingKind::LegacyDamage { reason } => {
+                write!(f, "damaged walrus-rust 0.2.0 data in {at}: {reason}")
+            }
             FindingKind::DamagedTail { bytes } => write!(
                 f,
                 "damaged tail of {bytes} bytes of data that was durable (clean close) in {at}"

@@ -9,14 +9,13 @@ use std::{
     collections::HashMap,
     fs,
     io::{self, Write},
+    os::unix::fs::OpenOptionsExt,
     path::PathBuf,
 };
 
-use walrus_storage::{Decoded, FrameHeader, decode_frame, encode_frame};
+use walrus_storage::{DEFAULT_FILE_MODE, Decoded, FrameHeader, decode_frame, encode_frame};
 
-use crate::format::u64_at;
-
-const INDEX_ENTRY_KIND: u8 = 0x30;
+use crate::format::{INDEX_ENTRY_KIND, u64_at};
 
 /// A stored position: a block index and an offset in it (walrus-rust 0.2.0's `BlockPos`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,13 +35,37 @@ pub struct WalIndex {
 
 impl WalIndex {
     /// Opens (or creates) the index `file_name` in the instance directory that `Walrus::new()`
-    /// would use. A damaged file loads as far as its records are valid.
+    /// would use. A damaged file loads as far as its records are valid. The file and any
+    /// directory created for it are owner-only (`0o600`, `0o700`).
     pub fn new(file_name: &str) -> io::Result<Self> {
         let dir = crate::namespace::default_root();
-        fs::create_dir_all(&dir)?;
+        walrus_storage::create_dir_all(&dir, DEFAULT_FILE_MODE)?;
         let path = dir.join(format!("{file_name}_index.db"));
         let mut map = HashMap::new();
         match fs::read(&path) {
+            Ok(bytes) if is_v020_index(&bytes) => {
+                // walrus-rust 0.2.0 wrote this file: keep the original beside the imported
+                // data, then store the map in our format.
+                if let Ok(entries) = walrus_v020::decode_index(&bytes) {
+                    let legacy = dir.join(crate::format::LEGACY_DIR_NAME);
+                    walrus_storage::create_dir_all(&legacy, DEFAULT_FILE_MODE)?;
+                    let copy = legacy.join(format!("{file_name}_index.db"));
+                    if !copy.exists() {
+                        fs::copy(&path, &copy)?;
+                        fs::File::open(&legacy)?.sync_all()?;
+                    }
+                    map.extend(entries.into_iter().map(|(key, pos)| {
+                        let pos = BlockPos {
+                            cur_block_idx: pos.cur_block_idx,
+                            cur_block_offset: pos.cur_block_offset,
+                        };
+                        (key, pos)
+                    }));
+                    let index = Self { map, path };
+                    index.persist()?;
+                    return Ok(index);
+                }
+            }
             Ok(bytes) => {
                 let mut at = 0;
                 while let Decoded::Frame(frame) = decode_frame(&bytes[at..]) {
@@ -109,7 +132,12 @@ impl WalIndex {
             );
         }
         let tmp = self.path.with_extension("db.tmp");
-        let mut file = fs::File::create(&tmp)?;
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(DEFAULT_FILE_MODE)
+            .open(&tmp)?;
         file.write_all(&bytes)?;
         file.sync_all()?;
         fs::rename(&tmp, &self.path)?;
@@ -118,4 +146,12 @@ impl WalIndex {
         }
         Ok(())
     }
+}
+
+/// Whether `bytes` are not ours (which start with a frame) but decode as walrus-rust 0.2.0's
+/// rkyv archive of the map.
+fn is_v020_index(bytes: &[u8]) -> bool {
+    !bytes.is_empty()
+        && !matches!(decode_frame(bytes), Decoded::Frame(_))
+        && walrus_v020::decode_index(bytes).is_ok()
 }

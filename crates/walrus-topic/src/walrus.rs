@@ -43,7 +43,9 @@ const DEFAULT_SCHEDULE: FsyncSchedule = FsyncSchedule::Milliseconds(200);
 /// Handles are cheap to share (`Arc<Walrus>`): appends to different topics run in parallel,
 /// and every handle opened on the same directory in one process shares one engine, so they
 /// see each other's appends and cursors at once. Dropping the last handle syncs (unless the
-/// schedule is `NoFsync`), persists cursors, stops the background thread and closes files.
+/// schedule is `NoFsync`), stops the background thread and closes files. It persists no
+/// cursor: `AtLeastOnce` reads since the last `persist_every` boundary are delivered again
+/// after a restart, as in walrus-rust 0.2.0.
 #[derive(Debug)]
 pub struct Walrus {
     engine: Arc<Engine>,
@@ -214,6 +216,8 @@ pub struct WalrusBuilder {
     alloc: AllocConfig,
     wait_for_batches: bool,
     read_only: bool,
+    file_mode: u32,
+    import: crate::ImportOptions,
 }
 
 impl Default for WalrusBuilder {
@@ -236,6 +240,8 @@ impl WalrusBuilder {
             alloc: AllocConfig::default(),
             wait_for_batches: false,
             read_only: false,
+            file_mode: walrus_storage::DEFAULT_FILE_MODE,
+            import: crate::ImportOptions::default(),
         }
     }
 
@@ -303,6 +309,52 @@ impl WalrusBuilder {
         self
     }
 
+    /// Sets the permission bits of the files the instance creates: segment (`*.wal`),
+    /// cursor, `LOCK` and marker files. Default `0o600`: they hold user data, so only the
+    /// owner may read them. Directories it creates (the instance directory and any missing
+    /// parent) get the same bits plus execute wherever read is set (`0o600` -> `0o700`,
+    /// `0o640` -> `0o750`). Only the bits in `0o777` count, and the process umask still
+    /// clears bits on creation. Files and directories that already exist are never changed,
+    /// and a directory already open in this process keeps the mode it was opened with.
+    pub fn file_mode(mut self, mode: u32) -> Self {
+        self.file_mode = mode;
+        self
+    }
+
+    /// Imports walrus-rust 0.2.0 data found in the directory when it is opened (default:
+    /// `true`). Each topic's entries that 0.2.0 would still deliver (those after its persisted
+    /// cursor) are appended, in order, made durable, and only then are the 0.2.0 files moved
+    /// into `legacy-0.2.0/` inside the directory (never deleted). A crash during the import is
+    /// finished by the next open, with every entry imported exactly once. With `false`,
+    /// opening a directory that holds 0.2.0 files fails with `InvalidData` naming them and
+    /// `walrus-ctl migrate`.
+    ///
+    /// ```no_run
+    /// # fn main() -> std::io::Result<()> {
+    /// let err = walrus_rust::Walrus::builder()
+    ///     .data_dir("old-wal-files".into())
+    ///     .import_v020(false)
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn import_v020(mut self, import: bool) -> Self {
+        self.import.enabled = import;
+        self
+    }
+
+    /// Calls `hook` with the progress of a 0.2.0 import after each block imported (for
+    /// progress bars; `walrus-ctl migrate` draws one).
+    pub fn on_import_progress(
+        mut self,
+        hook: impl Fn(&crate::ImportProgress) + Send + Sync + 'static,
+    ) -> Self {
+        self.import.progress = Some(crate::ProgressHook(std::sync::Arc::new(hook)));
+        self
+    }
+
     fn root(&self) -> PathBuf {
         match (&self.data_dir, &self.key) {
             (Some(dir), Some(key)) => dir.join(namespace::sanitize_key(key)),
@@ -334,6 +386,8 @@ impl WalrusBuilder {
             wait_for_batches: self.wait_for_batches,
             quiet,
             read_only: self.read_only,
+            file_mode: self.file_mode,
+            import: self.import,
         };
         let engine = Engine::open(config)?;
         Ok(Walrus {

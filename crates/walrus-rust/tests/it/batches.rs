@@ -27,6 +27,29 @@ fn batch_of_2001_entries_is_invalid_input_and_writes_nothing() {
 }
 
 #[test]
+fn batch_over_10_gib_is_invalid_input_naming_the_limit_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = open(dir.path(), true, FsyncSchedule::NoFsync, strict());
+    // 2,000 entries of 6 MiB each (one buffer, so nothing like 12 GiB is allocated).
+    let entry = vec![7u8; 6 << 20];
+    let batch: Vec<&[u8]> = vec![entry.as_slice(); 2000];
+    let err = wal.batch_append_for_topic("t", &batch).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    // walrus-rust 0.2.0 says "batch exceeds 10GB limit".
+    let message = err.to_string();
+    assert!(message.contains("10GB limit"), "{message}");
+    assert!(
+        message.contains(&walrus_rust::BATCH_BYTES_MAX.to_string()),
+        "{message}"
+    );
+    assert!(wal.read_next("t", true).unwrap().is_none());
+    assert!(wal_files(dir.path()).is_empty(), "nothing was allocated");
+    // A smaller batch of the same entries goes through.
+    wal.batch_append_for_topic("t", &batch[..2]).unwrap();
+    assert_eq!(drain(&wal, "t").len(), 2);
+}
+
+#[test]
 fn empty_batch_is_ok_and_creates_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let wal = open(dir.path(), true, FsyncSchedule::NoFsync, strict());

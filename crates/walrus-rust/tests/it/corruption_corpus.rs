@@ -138,6 +138,8 @@ fn config(block_bytes: usize) -> EngineConfig {
         wait_for_batches: false,
         quiet: true,
         read_only: false,
+        file_mode: walrus_storage::DEFAULT_FILE_MODE,
+        import: Default::default(),
     }
 }
 
@@ -895,7 +897,8 @@ fn check_case(
         fig.zero_ended += 1;
     }
     // The drain after the second recovery delivers exactly what the first one found, from
-    // the cursor on. (Cursor persistence is left to the close: it is not under test here.)
+    // the cursor on. (The cursor is never persisted, not even at the close: it is not under
+    // test here.)
     let mode = ReadConsistency::AtLeastOnce {
         persist_every: u32::MAX,
     };

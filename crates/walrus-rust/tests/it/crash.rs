@@ -22,6 +22,8 @@ fn config(fsync: FsyncSchedule) -> EngineConfig {
         wait_for_batches: false,
         quiet: true,
         read_only: false,
+        file_mode: walrus_storage::DEFAULT_FILE_MODE,
+        import: Default::default(),
     }
 }
 

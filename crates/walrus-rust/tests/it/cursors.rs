@@ -139,23 +139,82 @@ fn child_reads_then_exits() {
     std::process::exit(0);
 }
 
+/// Appends 10 entries, reads 7 with checkpoint under `mode`, drops the handle (a clean
+/// close), reopens and returns the entry the next read delivers.
+fn next_after_reading_7_of_10_and_reopening(
+    dir: &std::path::Path,
+    fd: bool,
+    schedule: FsyncSchedule,
+    mode: ReadConsistency,
+) -> Vec<u8> {
+    {
+        let wal = open(dir, fd, schedule, mode);
+        for i in 0..10 {
+            wal.append_for_topic("t", &payload(i)).unwrap();
+        }
+        for i in 0..7 {
+            assert_eq!(wal.read_next("t", true).unwrap().unwrap().data, payload(i));
+        }
+    }
+    let wal = open(dir, fd, schedule, mode);
+    wal.read_next("t", true).unwrap().unwrap().data
+}
+
 #[test]
-fn clean_close_persists_at_least_once_cursor() {
+fn at_least_once_clean_close_redelivers_reads_since_the_last_boundary() {
+    // As walrus-rust 0.2.0: the cursor was persisted after reads 3 and 6 only, and dropping
+    // the handle persists nothing, so entry 6 comes again.
+    each_config(|dir, fd, schedule| {
+        let mode = ReadConsistency::AtLeastOnce { persist_every: 3 };
+        assert_eq!(
+            next_after_reading_7_of_10_and_reopening(dir, fd, schedule, mode),
+            payload(6),
+            "fd={fd} {schedule:?}"
+        );
+    });
+}
+
+#[test]
+fn strictly_at_once_clean_close_resumes_after_the_last_read() {
+    each_config(|dir, fd, schedule| {
+        assert_eq!(
+            next_after_reading_7_of_10_and_reopening(dir, fd, schedule, strict()),
+            payload(7),
+            "fd={fd} {schedule:?}"
+        );
+    });
+}
+
+#[test]
+fn at_least_once_batch_reads_persist_only_when_the_count_reaches_n() {
     let dir = tempfile::tempdir().unwrap();
-    let mode = ReadConsistency::AtLeastOnce {
-        persist_every: 1000,
-    };
+    let mode = ReadConsistency::AtLeastOnce { persist_every: 3 };
+    let len = payload(0).len();
     {
         let wal = open(dir.path(), true, FsyncSchedule::SyncEach, mode);
         for i in 0..10 {
             wal.append_for_topic("t", &payload(i)).unwrap();
         }
-        for _ in 0..3 {
-            wal.read_next("t", true).unwrap().unwrap();
-        }
+        // Two entries: below the boundary, nothing persisted.
+        assert_eq!(
+            wal.batch_read_for_topic("t", 2 * len, true).unwrap().len(),
+            2
+        );
+        assert_eq!(wal.stats().cursor_persists, 0);
+    }
+    {
+        let wal = open(dir.path(), true, FsyncSchedule::SyncEach, mode);
+        // Redelivered from the start; four entries reach the boundary: persisted after them.
+        let got = wal.batch_read_for_topic("t", 4 * len, true).unwrap();
+        assert_eq!(got[0].data, payload(0));
+        assert_eq!(got.len(), 4);
+        assert_eq!(wal.stats().cursor_persists, 1);
+        // One more (single read): counted, not persisted.
+        assert_eq!(wal.read_next("t", true).unwrap().unwrap().data, payload(4));
+        assert_eq!(wal.stats().cursor_persists, 1);
     }
     let wal = open(dir.path(), true, FsyncSchedule::SyncEach, mode);
-    assert_eq!(drain(&wal, "t").len(), 7);
+    assert_eq!(wal.read_next("t", true).unwrap().unwrap().data, payload(4));
 }
 
 #[test]

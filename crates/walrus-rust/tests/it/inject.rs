@@ -71,6 +71,8 @@ fn config() -> EngineConfig {
         wait_for_batches: false,
         quiet: true,
         read_only: false,
+        file_mode: walrus_storage::DEFAULT_FILE_MODE,
+        import: Default::default(),
     }
 }
 

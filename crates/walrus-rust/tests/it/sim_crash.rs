@@ -56,6 +56,8 @@ fn config(schedule: FsyncSchedule) -> EngineConfig {
         wait_for_batches: false,
         quiet: true,
         read_only: false,
+        file_mode: walrus_storage::DEFAULT_FILE_MODE,
+        import: Default::default(),
     }
 }
 
@@ -199,8 +201,9 @@ fn run_ops(
                     if !matches!(schedule, FsyncSchedule::NoFsync) {
                         m.durable = m.entries.len();
                     }
-                    // Close persists every checkpointed cursor.
-                    m.persisted = m.delivered;
+                    // Close persists no cursor: reading resumes at the persisted one (reads
+                    // since an `AtLeastOnce` boundary come again).
+                    m.delivered = m.persisted;
                 }
             }
         }

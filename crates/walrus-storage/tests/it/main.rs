@@ -6,6 +6,7 @@ mod contract;
 mod enospc;
 mod faulty;
 mod framing;
+mod permissions;
 mod uring;
 
 /// Deterministic pseudo-random bytes (SplitMix64), so failures reproduce without a seed log.

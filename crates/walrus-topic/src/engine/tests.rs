@@ -25,6 +25,8 @@ fn open(storage: &MemStorage) -> Arc<Engine> {
         wait_for_batches: false,
         quiet: true,
         read_only: false,
+        file_mode: walrus_storage::DEFAULT_FILE_MODE,
+        import: Default::default(),
     };
     let shared: Arc<dyn Storage> = Arc::new(storage.clone());
     Engine::open_with_storage(shared, config).unwrap()

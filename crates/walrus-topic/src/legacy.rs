@@ -1,0 +1,306 @@
+//! Upgrading from walrus-rust 0.2.0: a directory that holds 0.2.0 files is imported when it
+//! is opened, exactly once, and crash-safe.
+//!
+//! The steps, in order (docs/ARCHITECTURE.md, "Importing 0.2.0 data"):
+//! 1. **Journal**: `IMPORT-0.2.0` names the 0.2.0 files, the directory they will move to, and
+//!    for each topic the sequence number its first imported entry gets (the topic's next
+//!    sequence number before the import). It is durable before the first entry is appended.
+//! 2. **Append**: per topic, the entries 0.2.0 would still deliver (after its persisted
+//!    cursor), in order, in crash-atomic batches, skipping the `next_seq - first` entries that
+//!    an interrupted import already appended.
+//! 3. **Sync** everything appended.
+//! 4. **Move** the 0.2.0 files into `legacy-0.2.0/` (never deleted here) and sync both
+//!    directories.
+//! 5. **Remove** the journal.
+//!
+//! A crash anywhere leaves the journal: the next open reads the files from wherever they are
+//! (the directory or the destination), and step 2 appends only what is missing, so every
+//! entry ends up imported once. Without a journal, 0.2.0 files in the directory start a new
+//! import; without either, there is nothing to do.
+
+mod journal;
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Instant,
+};
+
+use walrus_v020::{Damage, LegacyDir, format as v020};
+
+use crate::{
+    Engine, Error, FsyncSchedule, Result,
+    format::{BATCH_ENTRIES_MAX, LEGACY_DIR_NAME},
+    recovery::{Finding, FindingKind},
+};
+
+use journal::Journal;
+
+/// How far an import has come, passed to the builder's progress hook after every block.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ImportProgress {
+    /// The topic being imported.
+    pub topic: String,
+    /// Entries imported so far, all topics together.
+    pub entries: u64,
+    /// Payload bytes imported so far, all topics together.
+    pub bytes: u64,
+}
+
+/// A callback told of an import's progress.
+#[derive(Clone)]
+pub struct ProgressHook(pub Arc<dyn Fn(&ImportProgress) + Send + Sync>);
+
+impl std::fmt::Debug for ProgressHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProgressHook")
+    }
+}
+
+/// What to do with walrus-rust 0.2.0 files found when a directory is opened.
+#[derive(Clone, Debug)]
+pub struct ImportOptions {
+    /// Import them (default). If false, opening such a directory fails.
+    pub enabled: bool,
+    /// Told of the progress of an import.
+    pub progress: Option<ProgressHook>,
+}
+
+impl Default for ImportOptions {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            progress: None,
+        }
+    }
+}
+
+/// Names of the files of a 0.2.0 instance directly in `dir` (data files and the cursor
+/// index), sorted. User `WalIndex` files are not among them: `WalIndex::new` reads those.
+pub fn legacy_files(dir: &Path) -> Result<Vec<String>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(err) => return Err(io_error("list", dir, err)),
+    };
+    let mut names = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| io_error("list", dir, e))?;
+        let is_file = entry
+            .file_type()
+            .map_err(|e| io_error("stat", &entry.path(), e))?
+            .is_file();
+        if let Some(name) = entry.file_name().to_str()
+            && is_file
+            && v020::is_instance_file_name(name)
+        {
+            names.push(name.to_owned());
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// Whether `dir` holds 0.2.0 files not imported yet, or an import that did not finish.
+pub fn has_pending_import(dir: &Path) -> Result<bool> {
+    Ok(dir.join(crate::format::IMPORT_JOURNAL_NAME).exists() || !legacy_files(dir)?.is_empty())
+}
+
+fn io_error(op: &'static str, path: &Path, source: std::io::Error) -> Error {
+    walrus_storage::Error::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
+    .into()
+}
+
+/// Creates `path` for writing with permission bits `mode`, failing if it exists... unless
+/// it is a leftover temporary, which is replaced.
+fn create_file(path: &Path, mode: u32) -> std::io::Result<fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode & 0o777)
+        .open(path)
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io_error("fsync directory", dir, e))
+}
+
+fn finding(damage: &Damage) -> Finding {
+    Finding {
+        file: damage.file.clone(),
+        offset: damage.offset,
+        kind: FindingKind::LegacyDamage {
+            reason: damage.kind.to_string(),
+        },
+    }
+}
+
+/// Imports the 0.2.0 files of the engine's directory, if there are any (called by
+/// `Engine::open` before the engine is handed out). Returns what damage it met.
+pub(crate) fn import_on_open(engine: &Engine) -> Result<Vec<Finding>> {
+    let dir = engine.dir().to_path_buf();
+    let journal = Journal::load(&dir)?;
+    let present = legacy_files(&dir)?;
+    if journal.is_none() && present.is_empty() {
+        return Ok(Vec::new());
+    }
+    if engine.config.read_only {
+        tracing::warn!(dir = %dir.display(), files = ?present,
+            "walrus-rust 0.2.0 files not imported (read-only open)");
+        return Ok(Vec::new());
+    }
+    if !engine.config.import.enabled {
+        let files = journal.as_ref().map_or(present, |j| j.files.clone());
+        return Err(Error::LegacyNotImported { dir, files });
+    }
+    let started = Instant::now();
+    let resumed = journal.is_some();
+    let files = journal
+        .as_ref()
+        .map_or_else(|| present.clone(), |j| j.files.clone());
+    let dest_name = match &journal {
+        Some(j) => j.dest.clone(),
+        None => free_dest_name(&dir),
+    };
+    let dest = dir.join(&dest_name);
+    let legacy = open_legacy(&dir, &dest, &files)?;
+    let journal = match journal {
+        Some(journal) => journal,
+        None => {
+            let journal = Journal {
+                dest: dest_name,
+                files,
+                bases: legacy
+                    .topics()
+                    .map(|t| (t.to_owned(), next_seq(engine, t)))
+                    .collect(),
+            };
+            journal.store(&dir, engine.config.file_mode)?;
+            journal
+        }
+    };
+    let mut findings: Vec<Finding> = legacy.damage().iter().map(finding).collect();
+    let mut progress = ImportProgress::default();
+    let mut topics = 0u64;
+    for topic in legacy.topics() {
+        let Some(&first) = journal.bases.get(topic) else {
+            return Err(Error::BadImportJournal {
+                path: dir.join(crate::format::IMPORT_JOURNAL_NAME),
+                reason: format!("topic {topic:?} of the 0.2.0 files is not in the journal"),
+            });
+        };
+        let already = next_seq(engine, topic).saturating_sub(first);
+        progress.topic = topic.to_owned();
+        import_topic(engine, &legacy, already, &mut progress, &mut findings)?;
+        topics += 1;
+    }
+    engine.flush()?;
+    move_files(&dir, &dest, &journal.files, engine.config.file_mode)?;
+    Journal::remove(&dir)?;
+    for f in &findings {
+        tracing::warn!(finding = %f, "damaged walrus-rust 0.2.0 data left out of the import");
+    }
+    tracing::info!(
+        dir = %dir.display(),
+        topics,
+        entries = progress.entries,
+        bytes = progress.bytes,
+        elapsed = ?started.elapsed(),
+        resumed,
+        moved_to = %dest.display(),
+        "imported walrus-rust 0.2.0 data"
+    );
+    Ok(findings)
+}
+
+/// `legacy-0.2.0`, or `legacy-0.2.0.2`, `.3`, ... if an earlier import used it.
+fn free_dest_name(dir: &Path) -> String {
+    std::iter::once(LEGACY_DIR_NAME.to_owned())
+        .chain((2..).map(|n| format!("{LEGACY_DIR_NAME}.{n}")))
+        .find(|name| !dir.join(name).exists())
+        .unwrap_or_else(|| LEGACY_DIR_NAME.to_owned())
+}
+
+/// Opens the import's files, each in `dir` or, if an interrupted import moved it, in `dest`.
+fn open_legacy(dir: &Path, dest: &Path, files: &[String]) -> Result<LegacyDir> {
+    let locate = |name: &String| {
+        [dir.join(name), dest.join(name)]
+            .into_iter()
+            .find(|p| p.exists())
+    };
+    let data = files
+        .iter()
+        .filter(|n| v020::is_data_file_name(n))
+        .filter_map(locate)
+        .collect();
+    let cursors = files
+        .iter()
+        .find(|n| *n == v020::CURSOR_INDEX_FILE)
+        .and_then(locate);
+    Ok(LegacyDir::open_files(data, cursors)?)
+}
+
+fn next_seq(engine: &Engine, topic: &str) -> u64 {
+    engine.topic(topic).map_or(0, |t| t.writer.lock().next_seq)
+}
+
+/// Appends the pending entries of `progress.topic`, after the first `already`.
+fn import_topic(
+    engine: &Engine,
+    legacy: &LegacyDir,
+    mut already: u64,
+    progress: &mut ImportProgress,
+    findings: &mut Vec<Finding>,
+) -> Result<()> {
+    let topic = progress.topic.clone();
+    let mut reader = legacy.pending(&topic);
+    while let Some(block) = reader.next_block()? {
+        findings.extend(block.damage.iter().map(finding));
+        let batch: Vec<&[u8]> = block.entries().map(|(_, payload)| payload).collect();
+        let skip = usize::try_from(already)
+            .unwrap_or(usize::MAX)
+            .min(batch.len());
+        already -= skip as u64;
+        for chunk in batch[skip..].chunks(BATCH_ENTRIES_MAX) {
+            // NoFsync: one sync covers the whole import (step 3); a crash before it loses
+            // only whole batches, which a resumed import appends again.
+            engine.batch_append(&topic, chunk, FsyncSchedule::NoFsync)?;
+            progress.entries += chunk.len() as u64;
+            progress.bytes += chunk.iter().map(|e| e.len() as u64).sum::<u64>();
+        }
+        if let Some(hook) = &engine.config.import.progress {
+            (hook.0)(progress);
+        }
+    }
+    Ok(())
+}
+
+/// Moves the files still in `dir` into `dest` (created owner-only), then syncs both.
+fn move_files(dir: &Path, dest: &Path, files: &[String], mode: u32) -> Result<()> {
+    if !dest.exists() {
+        use std::os::unix::fs::DirBuilderExt;
+        fs::DirBuilder::new()
+            .mode(walrus_storage::dir_mode(mode))
+            .create(dest)
+            .map_err(|e| io_error("create directory", dest, e))?;
+    }
+    for name in files {
+        let from = dir.join(name);
+        if from.exists() {
+            let to: PathBuf = dest.join(name);
+            fs::rename(&from, &to).map_err(|e| io_error("move", &from, e))?;
+        }
+    }
+    sync_dir(dest)?;
+    sync_dir(dir)
+}
