@@ -68,6 +68,15 @@ pub use wal::{
     BlockPos, Entry, FsyncSchedule, ReadConsistency, Stats, WalIndex, Walrus, WalrusBuilder,
     disable_fd_backend, enable_fd_backend,
 };
+/// Upgrading from walrus-rust 0.2.0: what an import of a directory would do, and its progress.
+/// Opening a directory imports its 0.2.0 files (see `WalrusBuilder::import_v020`).
+pub mod upgrade {
+    pub use walrus_topic::{
+        ImportPlan, ImportProgress, LEGACY_DIR_NAME, TopicImportPlan, has_pending_import,
+        legacy_files, plan_import,
+    };
+}
+
 pub use walrus_topic::{
     BATCH_BYTES_MAX, BATCH_ENTRIES_MAX, CursorTarget, ENTRY_BYTES_MAX, FORMAT_VERSION, FileInfo,
     Finding, FindingKind, PurgeReport, ReadEntry, TOPIC_NAME_BYTES_MAX, TopicInfo, sanitize_key,

@@ -79,7 +79,11 @@ impl Default for ImportOptions {
 
 /// Names of the files of a 0.2.0 instance directly in `dir` (data files and the cursor
 /// index), sorted. User `WalIndex` files are not among them: `WalIndex::new` reads those.
-pub fn legacy_files(dir: &Path) -> Result<Vec<String>> {
+pub fn legacy_files(dir: &Path) -> std::io::Result<Vec<String>> {
+    Ok(find_legacy_files(dir)?)
+}
+
+fn find_legacy_files(dir: &Path) -> Result<Vec<String>> {
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -104,7 +108,7 @@ pub fn legacy_files(dir: &Path) -> Result<Vec<String>> {
 }
 
 /// Whether `dir` holds 0.2.0 files not imported yet, or an import that did not finish.
-pub fn has_pending_import(dir: &Path) -> Result<bool> {
+pub fn has_pending_import(dir: &Path) -> std::io::Result<bool> {
     Ok(dir.join(crate::format::IMPORT_JOURNAL_NAME).exists() || !legacy_files(dir)?.is_empty())
 }
 
@@ -150,7 +154,7 @@ fn finding(damage: &Damage) -> Finding {
 pub(crate) fn import_on_open(engine: &Engine) -> Result<Vec<Finding>> {
     let dir = engine.dir().to_path_buf();
     let journal = Journal::load(&dir)?;
-    let present = legacy_files(&dir)?;
+    let present = find_legacy_files(&dir)?;
     if journal.is_none() && present.is_empty() {
         return Ok(Vec::new());
     }
@@ -303,4 +307,95 @@ fn move_files(dir: &Path, dest: &Path, files: &[String], mode: u32) -> Result<()
     }
     sync_dir(dest)?;
     sync_dir(dir)
+}
+
+/// What importing the walrus-rust 0.2.0 files of one directory would do.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ImportPlan {
+    /// The directory.
+    pub dir: PathBuf,
+    /// The 0.2.0 files the import takes (data files and the cursor index).
+    pub files: Vec<String>,
+    /// Whether an earlier import of these files was interrupted (the next open finishes it).
+    pub interrupted: bool,
+    /// Per topic, what would be imported, sorted by name.
+    pub topics: Vec<TopicImportPlan>,
+    /// Damaged 0.2.0 data that would be left out.
+    pub findings: Vec<Finding>,
+}
+
+/// What importing one topic would do.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct TopicImportPlan {
+    /// The topic.
+    pub topic: String,
+    /// Entries 0.2.0 would still deliver, which the import appends.
+    pub entries: u64,
+    /// Their payload bytes.
+    pub bytes: u64,
+    /// The 0.2.0 cursor taken over, in words.
+    pub cursor: String,
+}
+
+/// Reads the 0.2.0 files of `dir` (not its sub-directories) and says what an import would
+/// do, changing nothing; `None` if there is nothing to import. Every entry is read and its
+/// checksum verified, so the figures are exact.
+pub fn plan_import(dir: &Path) -> std::io::Result<Option<ImportPlan>> {
+    Ok(plan(dir)?)
+}
+
+fn plan(dir: &Path) -> Result<Option<ImportPlan>> {
+    let journal = Journal::load(dir)?;
+    let present = find_legacy_files(dir)?;
+    if journal.is_none() && present.is_empty() {
+        return Ok(None);
+    }
+    let files = journal.as_ref().map_or(present, |j| j.files.clone());
+    let dest = dir.join(journal.as_ref().map_or(LEGACY_DIR_NAME, |j| j.dest.as_str()));
+    let legacy = open_legacy(dir, &dest, &files)?;
+    let mut findings: Vec<Finding> = legacy.damage().iter().map(finding).collect();
+    let mut topics = Vec::new();
+    for topic in legacy.topics() {
+        let mut reader = legacy.pending(topic);
+        let cursor = describe_cursor(reader.start().origin);
+        let (mut entries, mut bytes) = (0, 0);
+        while let Some(block) = reader.next_block()? {
+            findings.extend(block.damage.iter().map(finding));
+            entries += block.len() as u64;
+            bytes += block.payload_bytes();
+        }
+        topics.push(TopicImportPlan {
+            topic: topic.to_owned(),
+            entries,
+            bytes,
+            cursor,
+        });
+    }
+    Ok(Some(ImportPlan {
+        dir: dir.to_path_buf(),
+        files,
+        interrupted: journal.is_some(),
+        topics,
+        findings,
+    }))
+}
+
+fn describe_cursor(origin: walrus_v020::CursorOrigin) -> String {
+    use walrus_v020::CursorOrigin;
+    match origin {
+        CursorOrigin::None => "none (from the start)".to_owned(),
+        CursorOrigin::Chain { index, offset } => format!("block {index}, offset {offset}"),
+        CursorOrigin::Tail {
+            block_id,
+            offset,
+            matched: true,
+        } => format!("tail of block id {block_id}, offset {offset}"),
+        CursorOrigin::Tail {
+            block_id,
+            matched: false,
+            ..
+        } => format!("tail of block id {block_id}, which is gone: from the start, as 0.2.0 does"),
+    }
 }

@@ -36,7 +36,10 @@ pub use error::{Error, Result};
 pub use format::LEGACY_DIR_NAME;
 pub use format::{BATCH_BYTES_MAX, BATCH_ENTRIES_MAX, ENTRY_BYTES_MAX, TOPIC_NAME_BYTES_MAX};
 pub use inspect::{CursorTarget, FileInfo, PurgeReport, TopicInfo};
-pub use legacy::{ImportOptions, ImportProgress, ProgressHook, has_pending_import, legacy_files};
+pub use legacy::{
+    ImportOptions, ImportPlan, ImportProgress, ProgressHook, TopicImportPlan, has_pending_import,
+    legacy_files, plan_import,
+};
 pub use namespace::{
     __clear_thread_namespace_for_tests, __current_thread_namespace_for_tests,
     __set_thread_namespace_for_tests, DEFAULT_DATA_DIR, sanitize_key,
