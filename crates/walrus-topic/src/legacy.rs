@@ -353,7 +353,11 @@ fn plan(dir: &Path) -> Result<Option<ImportPlan>> {
         return Ok(None);
     }
     let files = journal.as_ref().map_or(present, |j| j.files.clone());
-    let dest = dir.join(journal.as_ref().map_or(LEGACY_DIR_NAME, |j| j.dest.as_str()));
+    let dest = dir.join(
+        journal
+            .as_ref()
+            .map_or(LEGACY_DIR_NAME, |j| j.dest.as_str()),
+    );
     let legacy = open_legacy(dir, &dest, &files)?;
     let mut findings: Vec<Finding> = legacy.damage().iter().map(finding).collect();
     let mut topics = Vec::new();
