@@ -1,0 +1,104 @@
+//! Recovery: rebuild every topic's chain of blocks from the segment files of earlier runs.
+//!
+//! Each block starts with a header frame naming its topic and first sequence number. The
+//! entries after it are scanned up to the end of written data (zeros, or a torn frame with
+//! nothing valid after it). Entries may be missing before later valid ones, in a block or
+//! between blocks: that is either damage to data that was durable, or a crash hole (unsynced
+//! entries lost while later ones reached the disk). Every entry claims how much of its topic
+//! was durable when it was written (`claim.rs`); a hole that some claim covers is damage,
+//! reported as corruption with file and offset, and the entries after it are kept. Any other
+//! hole ends the topic there, so that what recovery keeps is a prefix of what was appended.
+//! A batch whose last entry is missing is cut whole. Every cut is zeroed and synced before
+//! the instance accepts appends, so the next recovery sees the same state.
+
+//!
+//! The phases, in order: `scan` reads every block (`scan.rs`); then per topic (`chain.rs`):
+//! settle holes inside blocks, build the chain behind and after the cursor (dropping copies
+//! and blocks after a hole), trim a batch whose end is missing, report and discard what is
+//! dropped, and cut torn tails before adopting the blocks.
+
+mod chain;
+mod finding;
+mod scan;
+
+use std::{collections::HashMap, sync::Arc};
+
+use walrus_alloc::{RecoveredFile, SegmentFile};
+
+pub use finding::{Finding, FindingKind};
+
+use crate::{Result, block::Block};
+
+/// A topic as found on disk.
+#[derive(Debug, Default)]
+pub(crate) struct RecoveredTopic {
+    pub(crate) blocks: Vec<Arc<Block>>,
+    pub(crate) next_seq: u64,
+}
+
+/// What recovery found, for logs, stats and `walrus-ctl verify`.
+#[derive(Debug, Default)]
+pub(crate) struct RecoveryReport {
+    pub(crate) topics: HashMap<String, RecoveredTopic>,
+    pub(crate) corrupt_frames: u64,
+    pub(crate) dropped_blocks: u64,
+    pub(crate) cut_bytes: u64,
+    pub(crate) findings: Vec<Finding>,
+}
+
+/// What the directory says about how the last instance ended.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Hints {
+    /// Nothing is written and no file is finished (so none can be deleted): the report says
+    /// what a normal open would cut.
+    pub(crate) read_only: bool,
+    /// An earlier instance was poisoned by a failed sync: every block holding entries that no
+    /// claim covers is written again, so that the sync after recovery really makes them
+    /// durable (after a failed sync the kernel may keep pages readable that it will never
+    /// write back).
+    pub(crate) poisoned_before: bool,
+    /// The last instance closed cleanly after a successful sync: all data was durable, so
+    /// every hole is damage and a damaged tail is corruption, not a torn write.
+    pub(crate) closed_cleanly: bool,
+}
+
+/// Scans `files`, adopts their live extents, cuts torn tails and partial batches durably, and
+/// returns the topics. Every file is finished (and deleted if nothing in it is live).
+///
+/// `cursors` holds each topic's persisted cursor: blocks wholly behind it are consumed, and
+/// the chain starts at the block holding it.
+pub(crate) fn recover(
+    files: &[RecoveredFile],
+    cursors: &HashMap<String, u64>,
+    hints: Hints,
+) -> Result<RecoveryReport> {
+    let mut report = RecoveryReport::default();
+    let mut scanned: HashMap<String, Vec<scan::ScannedBlock>> = HashMap::new();
+    let mut buf = Vec::new();
+    for recovered in files {
+        for block in scan::scan_file(&recovered.file, &mut buf, &mut report)? {
+            scanned.entry(block.topic.clone()).or_default().push(block);
+        }
+    }
+    let mut touched: Vec<Arc<SegmentFile>> = Vec::new();
+    for (name, blocks) in scanned {
+        let cursor = cursors.get(&name).copied();
+        let topic = chain::recover_topic(&name, blocks, cursor, hints, &mut report, &mut touched)?;
+        // Nothing left and nothing ever consumed: the same as a topic never written.
+        if !topic.blocks.is_empty() || topic.next_seq > 0 {
+            report.topics.insert(name, topic);
+        }
+    }
+    // Cuts are durable before any append can land after them.
+    for file in touched {
+        if let Some(segment) = file.segment() {
+            segment.sync()?;
+        }
+    }
+    if !hints.read_only {
+        for recovered in files {
+            recovered.file.finish_recovery();
+        }
+    }
+    Ok(report)
+}

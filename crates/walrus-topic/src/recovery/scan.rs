@@ -1,0 +1,338 @@
+//! Phase one of recovery: scanning. Every block of every segment file is found by its header
+//! frame, and its entries are scanned up to the end of written data, noting holes (damage or
+//! a crash's) and the largest durability claim. Nothing is decided or written here.
+
+use std::{path::PathBuf, sync::Arc};
+
+use walrus_alloc::{Extent, SegmentFile};
+use walrus_storage::{Decoded, ScanEnd, ScanItem, Scanner, decode_frame, resync};
+
+use super::{Finding, FindingKind, RecoveryReport};
+use crate::{
+    Result,
+    format::{
+        BLOCK_HEADER_KIND, ENTRY_KIND, FLAG_BATCH, FLAG_BATCH_END, TOPIC_NAME_BYTES_MAX,
+        decode_claim, tag_matches, topic_tag,
+    },
+};
+
+/// How far a block's valid entries go (offsets are relative to the extent).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Progress {
+    /// Offset after the last valid frame, and the sequence number after it.
+    pub(super) end: u64,
+    pub(super) next_seq: u64,
+    /// Offset after the last frame that completes something (a single entry or a batch's last
+    /// entry), and the sequence number after it.
+    pub(super) complete_end: u64,
+    pub(super) complete_next_seq: u64,
+    pub(super) any_complete: bool,
+}
+
+/// Entries missing inside a block before valid ones: damage, or a crash hole.
+#[derive(Debug)]
+struct Gap {
+    /// Where the damaged or zeroed bytes start.
+    offset: u64,
+    /// What is wrong there.
+    error: String,
+    /// The block's progress before the gap, which it ends at if the gap is a crash hole.
+    before: Progress,
+}
+
+#[derive(Debug)]
+pub(super) struct ScannedBlock {
+    pub(super) extent: Arc<Extent>,
+    pub(super) topic: String,
+    pub(super) first_seq: u64,
+    pub(super) data_start: u64,
+    pub(super) progress: Progress,
+    /// Holes inside the block, in offset order, until `settle_gaps` decides them.
+    gaps: Vec<Gap>,
+    /// The largest durable prefix any of the block's entries claims.
+    pub(super) max_claim: u64,
+    /// Offset after the last valid frame the scan found, before any cut.
+    pub(super) scanned_end: u64,
+    /// Offset after the last non-zero byte of the extent.
+    pub(super) dirty_end: u64,
+    /// The file, for findings.
+    pub(super) path: PathBuf,
+}
+
+impl ScannedBlock {
+    pub(super) fn has_partial_batch(&self) -> bool {
+        self.progress.end > self.progress.complete_end
+    }
+
+    pub(super) fn next_seq(&self) -> u64 {
+        self.progress.next_seq
+    }
+}
+
+const HEADER_PROBE_BYTES: usize = walrus_storage::frame_len(TOPIC_NAME_BYTES_MAX);
+
+/// Scans one segment file: its blocks, each with its entries scanned.
+pub(super) fn scan_file(
+    file: &Arc<SegmentFile>,
+    buf: &mut Vec<u8>,
+    report: &mut RecoveryReport,
+) -> Result<Vec<ScannedBlock>> {
+    let Some(segment) = file.segment() else {
+        return Ok(Vec::new());
+    };
+    let mut blocks = Vec::new();
+    let mut index = 0u32;
+    while index < file.block_count() {
+        let offset = file.block_offset(index);
+        let mut probe = [0u8; HEADER_PROBE_BYTES];
+        let probe_len = (file.block_bytes() as usize).min(HEADER_PROBE_BYTES);
+        segment.read_at(offset, &mut probe[..probe_len])?;
+        let header = match decode_frame(&probe[..probe_len]) {
+            Decoded::Zeroed => {
+                index += 1;
+                continue;
+            }
+            Decoded::Frame(frame) if frame.header.kind == BLOCK_HEADER_KIND => frame,
+            Decoded::Frame(_) | Decoded::Invalid(_) => {
+                damaged_header(report, segment.path(), offset, "damaged block header");
+                index += 1;
+                continue;
+            }
+        };
+        let extent_blocks = header.header.aux.max(1);
+        let name = std::str::from_utf8(header.payload).ok().map(str::to_owned);
+        // The extent lies inside the file, and the header frame, padding included, inside the
+        // extent (with a block size that is not a multiple of 8, a header that a writer never
+        // made could end in padding past it).
+        let fits = index
+            .checked_add(extent_blocks)
+            .is_some_and(|end| end <= file.block_count())
+            && header.frame_len as u64 <= u64::from(extent_blocks) * file.block_bytes();
+        let (Some(name), true) = (name, fits) else {
+            damaged_header(
+                report,
+                segment.path(),
+                offset,
+                "block header with bad topic or size",
+            );
+            index += 1;
+            continue;
+        };
+        let Some(extent) = file.adopt_extent(index, extent_blocks) else {
+            index += 1;
+            continue;
+        };
+        let data_start = header.frame_len as u64;
+        let len = read_used_part(
+            segment.as_ref(),
+            extent.offset() + data_start,
+            (extent.len() - data_start) as usize,
+            buf,
+        )?;
+        blocks.push(scan_block(
+            extent,
+            name,
+            header.header.seq,
+            data_start,
+            &buf[..len],
+            segment.path(),
+            report,
+        ));
+        index += extent_blocks;
+    }
+    Ok(blocks)
+}
+
+/// Counts, logs and reports a block header that cannot be used; the block is skipped.
+fn damaged_header(report: &mut RecoveryReport, path: &std::path::Path, offset: u64, what: &str) {
+    report.corrupt_frames += 1;
+    tracing::warn!(file = %path.display(), offset, "{what}: block skipped");
+    let file = path.to_path_buf();
+    report.findings.push(Finding {
+        file,
+        offset,
+        kind: FindingKind::DamagedBlockHeader,
+    });
+}
+
+/// Bytes read first from each block; most blocks end (in zeros) well before their size.
+const SCAN_CHUNK_BYTES: usize = 256 * 1024;
+
+/// Zeros that must follow the last frame read before the rest of a region is taken to be
+/// unwritten: a shorter run may be a damaged (zeroed) stretch with entries after it.
+const ZERO_MARGIN_BYTES: usize = 64 * 1024;
+
+/// Reads the written part of a region of `total` bytes at `offset` into `buf`, growing the
+/// read fourfold until the frames end in a long enough run of zeros or the region ends;
+/// returns the bytes read. Reading only what is used keeps recovery proportional to the
+/// data, not to block sizes.
+fn read_used_part(
+    segment: &dyn walrus_storage::Segment,
+    offset: u64,
+    total: usize,
+    buf: &mut Vec<u8>,
+) -> Result<usize> {
+    let mut len = total.min(SCAN_CHUNK_BYTES);
+    buf.clear();
+    buf.resize(len, 0);
+    segment.read_at(offset, &mut buf[..len])?;
+    loop {
+        let mut scanner = Scanner::new(&buf[..len], 0);
+        scanner.by_ref().for_each(drop);
+        let unwritten_after = match scanner.end() {
+            Some(ScanEnd::Zeroed { offset }) => {
+                let zeros = offset as usize;
+                len - zeros >= ZERO_MARGIN_BYTES && buf[zeros..len].iter().all(|b| *b == 0)
+            }
+            _ => false,
+        };
+        if unwritten_after || len == total {
+            return Ok(len);
+        }
+        let grown = total.min(len.saturating_mul(4));
+        buf.resize(grown, 0);
+        segment.read_at(offset + len as u64, &mut buf[len..grown])?;
+        len = grown;
+    }
+}
+
+fn scan_block(
+    extent: Arc<Extent>,
+    topic: String,
+    first_seq: u64,
+    data_start: u64,
+    buf: &[u8],
+    path: &std::path::Path,
+    report: &mut RecoveryReport,
+) -> ScannedBlock {
+    let tag = topic_tag(&topic);
+    let progress = Progress {
+        end: data_start,
+        next_seq: first_seq,
+        complete_end: data_start,
+        complete_next_seq: first_seq,
+        any_complete: false,
+    };
+    let mut block = ScannedBlock {
+        extent,
+        topic,
+        first_seq,
+        data_start,
+        progress,
+        gaps: Vec::new(),
+        max_claim: 0,
+        scanned_end: data_start,
+        path: path.to_path_buf(),
+        dirty_end: data_start
+            + buf
+                .iter()
+                .rposition(|b| *b != 0)
+                .map_or(0, |p| p as u64 + 1),
+    };
+    let file_base = block.extent.offset();
+    // Damage (or zeros) seen since the last valid frame: where it starts and what it is.
+    let mut damage: Option<(u64, String)> = None;
+    let mut start = 0usize;
+    'scan: loop {
+        let mut scanner = Scanner::new(&buf[start..], data_start + start as u64);
+        for item in scanner.by_ref() {
+            match item {
+                ScanItem::Frame { offset, frame } => {
+                    let header = frame.header;
+                    let expected = block.progress.next_seq;
+                    // An entry never has the largest number (appends leave it for the next
+                    // sequence number), so such a frame is garbage, like stale bytes.
+                    if header.kind != ENTRY_KIND
+                        || !tag_matches(header.flags, tag)
+                        || header.seq < expected
+                        || header.seq == u64::MAX
+                    {
+                        // Not an entry of this block (stale bytes, or another topic's entry
+                        // written to the wrong place): treat as the end.
+                        break 'scan;
+                    }
+                    if header.seq > expected {
+                        let (at, error) = damage.take().unwrap_or_else(|| {
+                            (
+                                offset,
+                                format!("sequence jumps from {expected} to {}", header.seq),
+                            )
+                        });
+                        block.gaps.push(Gap {
+                            offset: at,
+                            error,
+                            before: block.progress,
+                        });
+                    } else if let Some((at, error)) = damage.take() {
+                        // Damaged bytes between two consecutive entries: nothing is missing,
+                        // so it is plain corruption.
+                        report_corrupt(report, path, file_base + at, &error);
+                    }
+                    let progress = &mut block.progress;
+                    progress.end = offset + frame.frame_len as u64;
+                    progress.next_seq = header.seq + 1;
+                    if header.flags & FLAG_BATCH == 0 || header.flags & FLAG_BATCH_END != 0 {
+                        progress.complete_end = progress.end;
+                        progress.complete_next_seq = progress.next_seq;
+                        progress.any_complete = true;
+                    }
+                    block.max_claim = block.max_claim.max(decode_claim(header.seq, header.aux));
+                }
+                ScanItem::Corrupt { offset, error, .. } => {
+                    damage.get_or_insert((offset, error.to_string()));
+                }
+            }
+        }
+        // Zeros with valid frames after them: a zeroed stretch inside the data, not its end.
+        if let Some(ScanEnd::Zeroed { offset }) = scanner.end()
+            && block.dirty_end > offset
+            && let Some(next) = resync(buf, (offset - data_start) as usize)
+        {
+            damage.get_or_insert((offset, "zeroed bytes".to_owned()));
+            start = next;
+            continue;
+        }
+        break;
+    }
+    block.scanned_end = block.progress.end;
+    block
+}
+
+/// Decides each hole inside `block`: damage when some claim of the topic (`max_claim`) says
+/// the first missing entry was durable, reported and skipped; otherwise a crash hole, where
+/// the block ends (what follows is cut like a torn tail).
+pub(super) fn settle_gaps(block: &mut ScannedBlock, max_claim: u64, report: &mut RecoveryReport) {
+    for gap in std::mem::take(&mut block.gaps) {
+        if max_claim > gap.before.next_seq {
+            let at = block.extent.offset() + gap.offset;
+            report_corrupt(report, &block.path, at, &gap.error);
+        } else {
+            tracing::debug!(
+                file = %block.path.display(),
+                offset = block.extent.offset() + gap.offset,
+                "hole left by a crash: the block ends before it"
+            );
+            block.progress = gap.before;
+            block.scanned_end = gap.before.end;
+            break;
+        }
+    }
+}
+
+/// Counts, logs and reports a damaged entry that recovery skipped.
+pub(super) fn report_corrupt(
+    report: &mut RecoveryReport,
+    path: &std::path::Path,
+    offset: u64,
+    error: &str,
+) {
+    report.corrupt_frames += 1;
+    tracing::warn!(file = %path.display(), offset, %error, "corrupt entry skipped at recovery");
+    report.findings.push(Finding {
+        file: path.to_path_buf(),
+        offset,
+        kind: FindingKind::CorruptEntry {
+            error: error.to_owned(),
+        },
+    });
+}
