@@ -4,10 +4,12 @@
 	show-writes show-reads show-scaling show-batch-scaling show-suite
 
 # The README's test command: every crate's unit, integration and doc tests (with the
-# in-memory and fault-injecting storage and the metrics feature enabled), then the loom
-# models.
+# in-memory and fault-injecting storage and the metrics feature enabled), the structural
+# rules (layering, unused dependencies, format constants, file length, unsafe), then the
+# loom models.
 test:
 	cargo test --workspace --features walrus-storage/testing,walrus-rust/metrics
+	cargo xtask tidy
 	cargo xtask loom
 
 check:

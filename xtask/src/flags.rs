@@ -12,8 +12,12 @@ commands:
   bench show suite|writes|reads|scaling|batch-scaling
                              print the table and redraw the plots of the last run
   bench --criterion [FILTER] run the criterion suites (short measurement), optionally filtered
-  loom                       run the loom models of walrus-alloc (time-boxed)
-  ci                         run what .ci/run runs: fmt --check, clippy, tests, loom,
+  loom                       run the loom models of walrus-alloc and walrus-topic (time-boxed)
+  tidy                       check the structural rules (part of `make test`): dependencies
+                             point down and are all used, on-disk kinds and offsets only in
+                             format.rs, no source file over 600 lines, unsafe only in
+                             walrus-storage/src/sys
+  ci                         run what .ci/run runs: fmt --check, clippy, tests, tidy, loom,
                              reliability --ci, mutants, fuzz --ci, miri
   reliability [--ci]         crash, power-loss, corruption and fault-injection suites in
                              release mode (full: about 20k power losses and 1,000 kill -9
@@ -24,9 +28,10 @@ commands:
                              60, --ci 20); --seed-corpus rewrites fuzz/corpus instead
   miri                       the miri_* unit tests of walrus-storage and walrus-alloc under
                              Miri (installs the nightly miri component if missing)
-  mutants                    build deliberately broken variants (ack before fsync, checksum
-                             not verified, torn tail not cut, cursor persisted ahead, no
-                             timed fsync) and check that the suites catch every one
+  mutants                    build the 8 deliberately broken variants (ack before fsync,
+                             checksum not verified, torn tail not cut, cursor persisted
+                             ahead, no timed fsync, claim overstated, cursor slot not rolled
+                             back, clean marker kept) and check that the suites catch each
 
 bench options:
   --quick | --full           data set and cell sizes (--full: 1 GiB, 10 s cells, T up to 8)
@@ -50,6 +55,7 @@ pub(crate) enum Command {
     Mutants,
     Fuzz(crate::fuzz::Fuzz),
     Miri,
+    Tidy,
 }
 
 /// `cargo xtask bench ...`.
@@ -78,6 +84,7 @@ impl Command {
             Some("mutants") => Ok(Command::Mutants),
             Some("fuzz") => parse_fuzz(&args[1..]).map(Command::Fuzz),
             Some("miri") => Ok(Command::Miri),
+            Some("tidy") => Ok(Command::Tidy),
             Some("reliability") => match args.get(1).map(String::as_str) {
                 None => Ok(Command::Reliability { ci: false }),
                 Some("--ci") => Ok(Command::Reliability { ci: true }),
@@ -182,6 +189,7 @@ mod tests {
         assert!(parse("bench --frobnicate").is_err());
         assert!(parse("bench --rocksdb --no-peers").is_err());
         assert_eq!(parse("miri"), Ok(Command::Miri));
+        assert_eq!(parse("tidy"), Ok(Command::Tidy));
         let Ok(Command::Fuzz(f)) = parse("fuzz --ci --secs 5") else {
             panic!("fuzz options")
         };

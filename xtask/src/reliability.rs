@@ -1,7 +1,7 @@
 //! `cargo xtask reliability [--ci]`: the crash, power-loss, corruption and fault-injection
 //! suites (docs: shared RELIABILITY.md) at full or CI scale, each printing its figures line.
 
-use crate::{ci::loom, util::run};
+use crate::{loom::loom, util::run};
 
 /// Scales of one run: simulator seeds (each cuts the power one to three times), kill -9
 /// cycles (three kills each), stress appends, and whether the corpus and injection tests

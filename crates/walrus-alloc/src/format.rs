@@ -63,16 +63,11 @@ pub(crate) fn decode_header(bytes: &[u8]) -> Result<(u64, u64, u32), String> {
         return Err(format!("unexpected frame kind {:#x}", frame.header.kind));
     }
     let p = frame.payload;
-    let u64_at = |at: usize| {
-        let mut b = [0u8; 8];
-        b.copy_from_slice(&p[at..at + 8]);
-        u64::from_le_bytes(b)
-    };
-    let mut count = [0u8; 4];
-    count.copy_from_slice(&p[BLOCK_COUNT_OFFSET..BLOCK_COUNT_OFFSET + 4]);
+    let u64_at = |at: usize| walrus_storage::read_u64(p, at);
+    let count = walrus_storage::read_u32(p, BLOCK_COUNT_OFFSET);
     let block_bytes = u64_at(BLOCK_BYTES_OFFSET);
     if block_bytes == 0 {
         return Err("block size is zero".into());
     }
-    Ok((u64_at(SEQ_OFFSET), block_bytes, u32::from_le_bytes(count)))
+    Ok((u64_at(SEQ_OFFSET), block_bytes, count))
 }

@@ -17,7 +17,9 @@ use walrus_rust::CursorTarget;
         The directory is opened through the Walrus library: read-only (nothing on disk changes) \
         for info, topics, dump, verify, cursor get and repair --dry-run; normally (recovery cuts \
         torn tails and partial batches, and deletes fully consumed files, as any application \
-        open would) for cursor set, cursor reset, repair and purge. A directory is used by one \
+        open would) for cursor set, cursor reset, repair and purge. migrate opens normally too, \
+        which imports walrus-rust 0.2.0 data; migrate --dry-run only reads the 0.2.0 files. \
+        A directory is used by one \
         process at a time, so stop the application before running walrus-ctl on its directory.",
     after_help = "Exit status: 0 on success; 1 when verify found a problem; 2 on an error \
         (bad usage, missing directory, directory in use, unknown topic, I/O error), \
@@ -43,7 +45,8 @@ pub(crate) enum Command {
     #[command(
         visible_alias = "stats",
         long_about = "Summary of the directory: format version, backend, segment files, bytes, \
-            live and reclaimable bytes, topics, entries, and what recovery found.\n\n\
+            live and reclaimable bytes, topics, entries, what recovery found, and whether \
+            walrus-rust 0.2.0 files wait to be imported (`migrate`) or were imported.\n\n\
             A segment file is reclaimable when none of its blocks holds data a cursor has not \
             passed: every block is consumed or was never used. The next normal open (`repair`, \
             `purge`, or the application) deletes it. Live bytes are the bytes of every other \
@@ -57,7 +60,10 @@ pub(crate) enum Command {
             recovery_time_us (number),\n  \
             files: [{name (string), seq (number), bytes (number), live (bool),\n          \
             extents (number or null: runs of blocks the library adopted from the\n          \
-            file; null when no live block refers to it)}]"
+            file; null when no live block refers to it)}],\n  \
+            v020_pending (bool: walrus-rust 0.2.0 files not imported yet, or an\n    \
+            interrupted import, in the directory: `walrus-ctl migrate` imports them),\n  \
+            v020_imported (bool: a legacy-0.2.0 directory holds imported 0.2.0 files)"
     )]
     Info(JsonFlag),
 
@@ -131,6 +137,49 @@ pub(crate) enum Command {
 
     /// Delete every segment file whose blocks every cursor has passed.
     Purge,
+
+    /// Import walrus-rust 0.2.0 data: every namespace of DIR, or the one of --key.
+    #[command(
+        long_about = "Import the walrus-rust 0.2.0 data of the directory into the Walrus \
+            format, with a progress bar, and say what was imported and where the old files \
+            went.\n\n\
+            0.2.0 kept the instance opened without a key in DIR itself and each keyed \
+            instance in a sub-directory of DIR named by its sanitized key. Without --key, \
+            migrate handles DIR and every immediate sub-directory of DIR that holds 0.2.0 \
+            files (or the legacy-0.2.0 directory of an earlier import); with --key, only \
+            DIR/<KEY>.\n\n\
+            For each, it first reads every 0.2.0 entry (checksums verified) and lists, per \
+            topic, the entries and payload bytes to import (those 0.2.0 would still deliver: \
+            after the cursor it persisted, which is taken over) and any damaged 0.2.0 data, \
+            which is left out and reported (not an error). Then it opens the directory as the \
+            application would, which imports the entries, makes them durable, and only then \
+            moves the 0.2.0 files into legacy-0.2.0/ in that directory (legacy-0.2.0.2, .3, \
+            ... if that exists). The open also recovers Walrus data already in the directory \
+            (cutting torn tails, as any normal open). An import cut short (a crash, a kill) \
+            is finished by the next run, or by the application's next open, with every entry \
+            imported once: the library imports 0.2.0 data on open by itself; migrate does it \
+            ahead of time, with figures.\n\n\
+            --dry-run only reads the 0.2.0 files: nothing on disk changes. --remove-legacy \
+            deletes the legacy directories (legacy-0.2.0, legacy-0.2.0.N) of each directory \
+            whose import succeeded or was done before, never after a failed import. Without \
+            it they stay, for going back to 0.2.0; Walrus never reads them again.\n\n\
+            Directories are handled one after the other; the first failure (a directory in \
+            use, unreadable 0.2.0 files, an I/O error) stops the command with exit status 2, \
+            and the directories done before it stay done.\n\n\
+            The progress bar is drawn on stderr when stderr is a terminal, never with --json.",
+        after_help = "JSON (--json), one object:\n  \
+            namespaces: [{dir (string), interrupted (bool: an earlier import was cut short),\n    \
+            files (strings: the 0.2.0 files to import),\n    \
+            topics: [{topic (string), entries, bytes (numbers: to import),\n              \
+            cursor (string: the 0.2.0 cursor taken over)}],\n    \
+            findings (strings: damaged 0.2.0 data, left out),\n    \
+            imported (bool: this run imported the directory's 0.2.0 data),\n    \
+            seconds (number or null: how long the import took),\n    \
+            legacy_dir (string or null: where the 0.2.0 files went, or are from an\n      \
+            earlier import; null with --dry-run),\n    \
+            removed_legacy (bool: --remove-legacy deleted the legacy directories)}]"
+    )]
+    Migrate(MigrateArgs),
 }
 
 #[derive(Debug, Args)]
@@ -208,6 +257,22 @@ pub(crate) struct RepairArgs {
     /// Open read-only and list what would be cut, changing nothing.
     #[arg(long)]
     pub(crate) dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct MigrateArgs {
+    /// Only read the 0.2.0 files and say what would be imported, changing nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+
+    /// After a successful import (or one done before), delete the legacy-0.2.0
+    /// directories that hold the old files.
+    #[arg(long)]
+    pub(crate) remove_legacy: bool,
+
+    /// Print JSON for scripts instead of text, without a progress bar (fields: see --help).
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 fn parse_target(value: &str) -> Result<CursorTarget, String> {

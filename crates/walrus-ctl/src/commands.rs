@@ -3,6 +3,7 @@
 mod cursor;
 mod dump;
 mod info;
+mod migrate;
 mod purge;
 mod repair;
 mod topics;
@@ -53,6 +54,7 @@ pub(crate) fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome> {
         }
         Command::Repair(args) => repair::run(&target, args.dry_run, out),
         Command::Purge => purge::run(&target, out),
+        Command::Migrate(args) => migrate::run(&target, &args, out),
     }
 }
 

@@ -8,7 +8,7 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use walrus_rust::{FsyncSchedule, Walrus};
+use walrus_rust::{FsyncSchedule, Walrus, WalrusBuilder, upgrade::ImportProgress};
 
 use crate::output::{count, human_bytes};
 
@@ -57,28 +57,29 @@ impl Target {
         &self.instance
     }
 
+    /// The instance key (`--key`), if any.
+    pub(crate) fn key(&self) -> Option<&str> {
+        self.key.as_deref()
+    }
+
     /// Opens the instance. Opening creates a missing directory, which for an inspection tool
     /// would turn a typo into a fresh empty log: check first.
     pub(crate) fn open(&self, mode: Mode) -> Result<Walrus> {
         // Lists the directory after checking that it exists.
         let files = self.segment_files()?;
         let spinner = spinner(&self.instance, &files);
-        let mut builder = Walrus::builder()
-            .data_dir(self.data_dir.clone())
-            .read_only(mode == Mode::ReadOnly)
-            // walrus-ctl never appends: no background sync thread, no io_uring ring.
-            .fd_backend(true)
-            .io_uring(false)
-            .fsync_schedule(FsyncSchedule::SyncEach);
+        let mut builder = builder(self.data_dir.clone()).read_only(mode == Mode::ReadOnly);
         if let Some(key) = &self.key {
             builder = builder.key(key);
         }
         let opened = builder.build();
         spinner.finish_and_clear();
-        opened.map_err(|err| self.open_error(err))
+        opened.map_err(|err| open_error(&self.instance, err))
     }
 
-    fn check_exists(&self) -> Result<()> {
+    /// Fails, with a message naming the key if there is one, unless the instance directory
+    /// exists.
+    pub(crate) fn check_exists(&self) -> Result<()> {
         match std::fs::metadata(&self.instance) {
             Ok(meta) if meta.is_dir() => Ok(()),
             Ok(_) => bail!("{} is not a directory", self.instance.display()),
@@ -93,18 +94,6 @@ impl Target {
             Err(err) => {
                 Err(err).with_context(|| format!("cannot read {}", self.instance.display()))
             }
-        }
-    }
-
-    fn open_error(&self, err: io::Error) -> anyhow::Error {
-        if err.kind() == io::ErrorKind::WouldBlock {
-            // The library's message names the lock operation; say what the user can do.
-            anyhow::anyhow!(
-                "directory {} is in use by another process; stop it and try again",
-                self.instance.display()
-            )
-        } else {
-            anyhow::Error::new(err).context(format!("cannot open {}", self.instance.display()))
         }
     }
 
@@ -133,6 +122,42 @@ impl Target {
         }
         files.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(files)
+    }
+}
+
+/// The builder every command opens with.
+fn builder(data_dir: PathBuf) -> WalrusBuilder {
+    Walrus::builder()
+        .data_dir(data_dir)
+        // walrus-ctl appends only what an import appends, which syncs once at its end: no
+        // background sync thread, no io_uring ring.
+        .fd_backend(true)
+        .io_uring(false)
+        .fsync_schedule(FsyncSchedule::SyncEach)
+}
+
+/// Opens the instance directory `dir` (which exists) normally, which imports the
+/// walrus-rust 0.2.0 data in it; `progress` is told of the import's progress.
+pub(crate) fn open_importing(
+    dir: &Path,
+    progress: impl Fn(&ImportProgress) + Send + Sync + 'static,
+) -> Result<Walrus> {
+    builder(dir.to_path_buf())
+        .import_v020(true)
+        .on_import_progress(progress)
+        .build()
+        .map_err(|err| open_error(dir, err))
+}
+
+fn open_error(dir: &Path, err: io::Error) -> anyhow::Error {
+    if err.kind() == io::ErrorKind::WouldBlock {
+        // The library's message names the lock operation; say what the user can do.
+        anyhow::anyhow!(
+            "directory {} is in use by another process; stop it and try again",
+            dir.display()
+        )
+    } else {
+        anyhow::Error::new(err).context(format!("cannot open {}", dir.display()))
     }
 }
 

@@ -125,17 +125,21 @@ pub fn encode_frame(out: &mut Vec<u8>, header: &FrameHeader, payload: &[u8]) {
     out.resize(start + frame_len(payload.len()), 0);
 }
 
-fn read_u16(buf: &[u8], at: usize) -> u16 {
+/// The little-endian `u16` at `buf[at..at + 2]` (panics if out of range).
+pub fn read_u16(buf: &[u8], at: usize) -> u16 {
     u16::from_le_bytes([buf[at], buf[at + 1]])
 }
 
-fn read_u32(buf: &[u8], at: usize) -> u32 {
+/// The little-endian `u32` at `buf[at..at + 4]` (panics if out of range). Every on-disk
+/// integer of Walrus is little-endian and read through these three functions.
+pub fn read_u32(buf: &[u8], at: usize) -> u32 {
     let mut bytes = [0u8; 4];
     bytes.copy_from_slice(&buf[at..at + 4]);
     u32::from_le_bytes(bytes)
 }
 
-fn read_u64(buf: &[u8], at: usize) -> u64 {
+/// The little-endian `u64` at `buf[at..at + 8]` (panics if out of range).
+pub fn read_u64(buf: &[u8], at: usize) -> u64 {
     let mut bytes = [0u8; 8];
     bytes.copy_from_slice(&buf[at..at + 8]);
     u64::from_le_bytes(bytes)

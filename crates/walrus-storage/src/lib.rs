@@ -45,7 +45,10 @@ pub use fd::{FdOptions, FdStorage, io_uring_available};
 pub use format::{
     FRAME_ALIGN, FRAME_HEADER_BYTES, FRAME_MAGIC, FRAME_PAYLOAD_BYTES_MAX, FormatVersion,
 };
-pub use frame::{Decoded, Frame, FrameError, FrameHeader, decode_frame, encode_frame, frame_len};
+pub use frame::{
+    Decoded, Frame, FrameError, FrameHeader, decode_frame, encode_frame, frame_len, read_u16,
+    read_u32, read_u64,
+};
 pub use lock::{DirLock, LOCK_FILE_NAME};
 pub use mmap::MmapStorage;
 pub use scan::{ScanEnd, ScanItem, Scanner, resync};

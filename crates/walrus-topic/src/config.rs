@@ -61,3 +61,22 @@ pub struct EngineConfig {
     /// What to do with walrus-rust 0.2.0 files in the directory (import them by default).
     pub import: crate::ImportOptions,
 }
+
+impl Default for EngineConfig {
+    /// What `Walrus::new()` uses: `wal_files` (relative to the working directory), the fd
+    /// backend with io_uring, 10 MiB blocks, a 200 ms sync, owner-only files, 0.2.0 data
+    /// imported. Tests override the fields they care about.
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from(crate::DEFAULT_DATA_DIR),
+            backend: BackendKind::FdUring,
+            alloc: AllocConfig::default(),
+            fsync: FsyncSchedule::Milliseconds(200),
+            wait_for_batches: false,
+            quiet: false,
+            read_only: false,
+            file_mode: walrus_storage::DEFAULT_FILE_MODE,
+            import: crate::ImportOptions::default(),
+        }
+    }
+}

@@ -12,7 +12,8 @@ use walrus_storage::{Decoded, FrameHeader, Segment, Storage, decode_frame, encod
 use crate::{
     Error, Result,
     format::{
-        CURSOR_FILE_BYTES, CURSOR_FIXED_BYTES, CURSOR_GENERATION_MAX, CURSOR_KIND,
+        CURSOR_EXTENT_OFFSET_OFFSET, CURSOR_FILE_BYTES, CURSOR_FILE_SEQ_OFFSET, CURSOR_FIXED_BYTES,
+        CURSOR_GENERATION_MAX, CURSOR_IN_EXTENT_OFFSET, CURSOR_KIND, CURSOR_NEXT_SEQ_OFFSET,
         CURSOR_SLOT_BYTES, CURSOR_TOPICS_PER_FILE, TOPIC_NAME_BYTES_MAX, cursor_file_name,
         parse_cursor_file_name, u64_at,
     },
@@ -62,10 +63,10 @@ fn decode_slot(bytes: &[u8], slot: u32) -> Option<(u64, String, PersistedCursor)
         .ok()?
         .to_owned();
     let cursor = PersistedCursor {
-        next_seq: u64_at(p, 0),
-        file_seq: u64_at(p, 8),
-        extent_offset: u64_at(p, 16),
-        offset: u64_at(p, 24),
+        next_seq: u64_at(p, CURSOR_NEXT_SEQ_OFFSET),
+        file_seq: u64_at(p, CURSOR_FILE_SEQ_OFFSET),
+        extent_offset: u64_at(p, CURSOR_EXTENT_OFFSET_OFFSET),
+        offset: u64_at(p, CURSOR_IN_EXTENT_OFFSET),
     };
     Some((frame.header.seq, name, cursor))
 }
@@ -153,10 +154,14 @@ impl CursorStore {
     ) -> Result<()> {
         let segment = self.files.read()[(slot / CURSOR_TOPICS_PER_FILE) as usize].clone();
         let mut payload = [0u8; CURSOR_FIXED_BYTES + crate::format::TOPIC_NAME_BYTES_MAX];
-        payload[0..8].copy_from_slice(&cursor.next_seq.to_le_bytes());
-        payload[8..16].copy_from_slice(&cursor.file_seq.to_le_bytes());
-        payload[16..24].copy_from_slice(&cursor.extent_offset.to_le_bytes());
-        payload[24..32].copy_from_slice(&cursor.offset.to_le_bytes());
+        for (at, value) in [
+            (CURSOR_NEXT_SEQ_OFFSET, cursor.next_seq),
+            (CURSOR_FILE_SEQ_OFFSET, cursor.file_seq),
+            (CURSOR_EXTENT_OFFSET_OFFSET, cursor.extent_offset),
+            (CURSOR_IN_EXTENT_OFFSET, cursor.offset),
+        ] {
+            payload[at..at + 8].copy_from_slice(&value.to_le_bytes());
+        }
         let end = CURSOR_FIXED_BYTES + topic.len();
         payload[CURSOR_FIXED_BYTES..end].copy_from_slice(topic.as_bytes());
         let mut bytes = Vec::with_capacity(CURSOR_SLOT_BYTES as usize);

@@ -18,11 +18,12 @@ use walrus_storage::{DirLock, Storage, open_storage_with_mode};
 
 use crate::{
     EngineConfig, Error, FsyncSchedule, Result,
-    cursor_store::{CursorStore, LoadedCursor},
+    cursor_store::CursorStore,
     durability::{Durability, Ticker},
-    format::{CLEAN_MARKER_NAME, MARKER_BYTES, POISON_MARKER_NAME, TOPIC_NAME_BYTES_MAX},
-    recovery::{self, RecoveredTopic},
-    topic::{ReaderState, Topic},
+    format::{CLEAN_MARKER_NAME, MARKER_BYTES, TOPIC_NAME_BYTES_MAX},
+    reader::TopicReader,
+    recovery,
+    topic::Topic,
 };
 
 /// Counters kept with relaxed atomics; read by `stats()`.
@@ -81,6 +82,8 @@ fn registry() -> &'static Registry {
     REGISTRY.get_or_init(Registry::default)
 }
 
+use open::{adopt_files, build_topics, read_hints, settle_after_recovery};
+
 impl Engine {
     /// Opens the engine for `config.dir`, or returns the one this process already has open
     /// there. Another process holding the directory makes this fail with `WouldBlock`.
@@ -123,87 +126,21 @@ impl Engine {
         let _span = tracing::info_span!("walrus_open", dir = %storage.dir().display()).entered();
         let started = Instant::now();
         let alloc = Arc::new(Allocator::new(Arc::clone(&storage), config.alloc)?);
-        let (files, bad) = alloc.recover()?;
-        // What an earlier process wrote may still sit in the page cache: synced below.
-        for recovered in &files {
-            recovered.file.mark_dirty();
-        }
-        let mut unreadable = Vec::new();
-        for (name, err) in &bad {
-            let file = storage.dir().join(name);
-            let kind = if matches!(err, walrus_alloc::Error::UnfinishedFile { .. }) {
-                // Never held data: a crash interrupted its creation. Remove it (a read-only
-                // open only reports it).
-                tracing::info!(file = %file.display(), "removing a segment file never finished");
-                if !config.read_only {
-                    storage.remove(name)?;
-                }
-                recovery::FindingKind::UnfinishedFile
-            } else {
-                tracing::warn!(error = %err, "segment file not recovered");
-                recovery::FindingKind::DamagedFileHeader {
-                    reason: err.to_string(),
-                }
-            };
-            unreadable.push(recovery::Finding {
-                file,
-                offset: 0,
-                kind,
-            });
-        }
+        let (files, unreadable) = adopt_files(&storage, &alloc, config.read_only)?;
         let (cursors, loaded) = CursorStore::open(Arc::clone(&storage))?;
         let positions: HashMap<String, u64> = loaded
             .iter()
             .map(|(name, c)| (name.clone(), c.cursor.next_seq))
             .collect();
-        let names = storage.list()?;
-        let hints = recovery::Hints {
-            read_only: config.read_only,
-            poisoned_before: names.iter().any(|n| n == POISON_MARKER_NAME),
-            closed_cleanly: names.iter().any(|n| n == CLEAN_MARKER_NAME),
-        };
-        if hints.poisoned_before {
-            tracing::warn!("an earlier instance was poisoned: rewriting what is not known durable");
-        }
+        let hints = read_hints(storage.as_ref(), config.read_only)?;
         let mut report = {
             let _span = tracing::info_span!("walrus_recovery", files = files.len()).entered();
             recovery::recover(&files, &positions, hints)?
         };
         if !config.read_only {
-            // What recovery adopted may exist only in the page cache of the process that wrote
-            // it. Make it durable before new appends land after it: otherwise a power cut could
-            // lose it and leave a hole in front of later, acknowledged entries.
-            alloc.sync_dirty()?;
-            // The markers describe the files as recovery found them; appends change that.
-            // Mutant clean_marker_kept: the clean-close marker outlives the open.
-            let clean = !cfg!(walrus_mutant = "clean_marker_kept") && hints.closed_cleanly;
-            for (present, name) in [
-                (hints.poisoned_before, POISON_MARKER_NAME),
-                (clean, CLEAN_MARKER_NAME),
-            ] {
-                if present {
-                    storage.remove(name)?;
-                }
-            }
-            if hints.poisoned_before || clean {
-                storage.sync_dir()?;
-            }
+            settle_after_recovery(storage.as_ref(), &alloc, hints)?;
         }
-        let mut topics = FnvHashMap::default();
-        let mut names: Vec<String> = report.topics.keys().chain(loaded.keys()).cloned().collect();
-        names.sort();
-        names.dedup();
-        let mut recovered = std::mem::take(&mut report.topics);
-        for name in names {
-            // A topic with a cursor but no blocks left: everything was consumed and deleted, and
-            // numbering goes on from the cursor.
-            let found = recovered.remove(&name).unwrap_or_else(|| RecoveredTopic {
-                blocks: Vec::new(),
-                next_seq: positions.get(&name).copied().unwrap_or(0),
-            });
-            let topic = position_topic(name.clone(), found, loaded.get(&name).copied());
-            topics.insert(name, Arc::new(topic));
-        }
+        let topics = build_topics(std::mem::take(&mut report.topics), &loaded);
         let recovery_time = started.elapsed();
         if !config.quiet {
             tracing::debug!(
@@ -282,7 +219,7 @@ impl Engine {
                 name.to_owned(),
                 0,
                 VecDeque::new(),
-                ReaderState::default(),
+                TopicReader::default(),
             ))
         });
         Ok(Arc::clone(topic))
@@ -297,46 +234,6 @@ impl Engine {
     pub fn dir(&self) -> &std::path::Path {
         self.storage.dir()
     }
-}
-
-/// Builds a topic from what recovery found and its persisted cursor.
-fn position_topic(name: String, found: RecoveredTopic, cursor: Option<LoadedCursor>) -> Topic {
-    let mut reader = ReaderState::default();
-    let next_seq = found.next_seq;
-    // Recovery already consumed the blocks wholly behind the cursor: the chain starts at
-    // the block that holds it.
-    let chain: VecDeque<_> = found.blocks.into();
-    if let Some(loaded) = cursor {
-        reader.slot = Some(loaded.slot);
-        reader.generation = loaded.generation;
-        reader.persisted_seq = Some(loaded.cursor.next_seq);
-    }
-    let target = cursor.map_or(0, |c| c.cursor.next_seq).min(next_seq);
-    reader.next_seq = target.max(chain.front().map_or(target, |b| b.first_seq));
-    reader.offset = match chain.front() {
-        Some(block) => locate(block, reader.next_seq, cursor),
-        None => 0,
-    };
-    Topic::new(name, next_seq, chain, reader)
-}
-
-/// Offset in `block` of the entry with sequence number `seq` (or the block's end).
-fn locate(block: &crate::block::Block, seq: u64, cursor: Option<LoadedCursor>) -> u64 {
-    let (_, end) = block.visible();
-    if seq <= block.first_seq {
-        return block.data_start;
-    }
-    // The persisted hint is trusted only if the frame there carries the expected number.
-    if let Some(c) = cursor.map(|c| c.cursor)
-        && c.next_seq == seq
-        && c.file_seq == block.extent.file().seq()
-        && c.extent_offset == block.extent.offset()
-        && c.offset <= end
-        && crate::read::seq_at(block, c.offset, end) == Some(seq)
-    {
-        return c.offset;
-    }
-    crate::read::find_seq(block, seq, end).unwrap_or(end)
 }
 
 impl Drop for Engine {
@@ -366,6 +263,9 @@ impl Drop for Engine {
         }
     }
 }
+
+mod open;
+mod ops;
 
 #[cfg(test)]
 mod tests;

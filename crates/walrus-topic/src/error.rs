@@ -40,7 +40,7 @@ pub enum Error {
     #[error(
         "{} holds walrus-rust 0.2.0 data ({}) that is not imported: open it with the import \
          enabled (the default; `WalrusBuilder::import_v020(true)`) or run \
-         `walrus-ctl migrate {}` first",
+         `walrus-ctl migrate --dir {}` first",
         dir.display(), files.join(", "), dir.display()
     )]
     LegacyNotImported {

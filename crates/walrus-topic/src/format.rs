@@ -96,8 +96,19 @@ pub(crate) const CURSOR_SLOT_BYTES: u64 = 256;
 pub(crate) const CURSOR_TOPICS_PER_FILE: u32 = 1024;
 /// Bytes of one cursor file.
 pub(crate) const CURSOR_FILE_BYTES: u64 = CURSOR_SLOT_BYTES * 2 * CURSOR_TOPICS_PER_FILE as u64;
-/// Cursor payload: next seq, file seq, extent offset, offset in extent, then the topic name.
-pub(crate) const CURSOR_FIXED_BYTES: usize = 32;
+/// Cursor payload: next seq, file seq, extent offset, offset in extent (u64 each, at these
+/// offsets), then the topic name.
+pub(crate) const CURSOR_NEXT_SEQ_OFFSET: usize = 0;
+pub(crate) const CURSOR_FILE_SEQ_OFFSET: usize = 8;
+pub(crate) const CURSOR_EXTENT_OFFSET_OFFSET: usize = 16;
+pub(crate) const CURSOR_IN_EXTENT_OFFSET: usize = 24;
+pub(crate) const CURSOR_FIXED_BYTES: usize = CURSOR_IN_EXTENT_OFFSET + 8;
+const _: () = assert!(CURSOR_FIXED_BYTES == 32);
+
+/// `WalIndex` record payload: block index and offset (u64 each), then the key.
+pub(crate) const INDEX_BLOCK_IDX_OFFSET: usize = 0;
+pub(crate) const INDEX_BLOCK_OFFSET_OFFSET: usize = 8;
+pub(crate) const INDEX_FIXED_BYTES: usize = INDEX_BLOCK_OFFSET_OFFSET + 8;
 /// Cursor slot generations start at 1 and grow by one per persist, so none reaches this in
 /// practice (2^63 persists): a slot carrying a larger one is forged or damaged and ignored,
 /// which keeps the next persist's `generation + 1` from overflowing.
@@ -134,11 +145,7 @@ pub(crate) fn parse_cursor_file_name(name: &str) -> Option<u32> {
         .then(|| digits.parse().ok())?
 }
 
-pub(crate) fn u64_at(bytes: &[u8], at: usize) -> u64 {
-    let mut b = [0u8; 8];
-    b.copy_from_slice(&bytes[at..at + 8]);
-    u64::from_le_bytes(b)
-}
+pub(crate) use walrus_storage::read_u64 as u64_at;
 
 #[cfg(test)]
 mod tests {

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use crate::{
     Engine, Error, Result,
     block::Block,
-    read::{ReadEntry, Step, find_seq, read_step},
+    frames::{READ_AHEAD_BYTES, ReadAhead, Step, find_seq},
+    reader::ReadEntry,
     recovery::Finding,
     topic::Topic,
 };
@@ -151,6 +152,7 @@ impl Engine {
             return Ok(Vec::new());
         };
         let mut out = Vec::new();
+        let mut ahead = ReadAhead::default();
         let chain: Vec<Arc<Block>> = topic.chain.read().iter().cloned().collect();
         let start = chain.iter().rposition(|b| b.first_seq <= from).unwrap_or(0);
         for (index, block) in chain.iter().enumerate().skip(start) {
@@ -161,9 +163,10 @@ impl Engine {
                 block.data_start
             };
             while offset < end && out.len() < limit {
-                match read_step(block, offset, end)? {
-                    Step::Entry { seq, data, next } => {
+                match ahead.frame_at(block, offset, end, READ_AHEAD_BYTES)? {
+                    Step::Entry { seq, payload, next } => {
                         if seq >= from {
+                            let data = payload.to_vec();
                             out.push(ReadEntry { seq, data });
                         }
                         offset = next;

@@ -14,11 +14,12 @@ mod durability;
 mod engine;
 mod error;
 mod format;
+mod frames;
 mod inspect;
 mod legacy;
 mod namespace;
 mod publish;
-mod read;
+mod reader;
 mod recovery;
 mod stats;
 mod sync;
@@ -44,7 +45,7 @@ pub use namespace::{
     __clear_thread_namespace_for_tests, __current_thread_namespace_for_tests,
     __set_thread_namespace_for_tests, DEFAULT_DATA_DIR, sanitize_key,
 };
-pub use read::ReadEntry;
+pub use reader::ReadEntry;
 pub use recovery::{Finding, FindingKind};
 pub use stats::Stats;
 pub use wal_index::{BlockPos, WalIndex};

@@ -15,7 +15,9 @@ use std::{
 
 use walrus_storage::{DEFAULT_FILE_MODE, Decoded, FrameHeader, decode_frame, encode_frame};
 
-use crate::format::{INDEX_ENTRY_KIND, u64_at};
+use crate::format::{
+    INDEX_BLOCK_IDX_OFFSET, INDEX_BLOCK_OFFSET_OFFSET, INDEX_ENTRY_KIND, INDEX_FIXED_BYTES, u64_at,
+};
 
 /// A stored position: a block index and an offset in it (walrus-rust 0.2.0's `BlockPos`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -70,13 +72,13 @@ impl WalIndex {
                 let mut at = 0;
                 while let Decoded::Frame(frame) = decode_frame(&bytes[at..]) {
                     let p = frame.payload;
-                    if frame.header.kind == INDEX_ENTRY_KIND && p.len() >= 16 {
-                        let key = String::from_utf8_lossy(&p[16..]).into_owned();
+                    if frame.header.kind == INDEX_ENTRY_KIND && p.len() >= INDEX_FIXED_BYTES {
+                        let key = String::from_utf8_lossy(&p[INDEX_FIXED_BYTES..]).into_owned();
                         map.insert(
                             key,
                             BlockPos {
-                                cur_block_idx: u64_at(p, 0),
-                                cur_block_offset: u64_at(p, 8),
+                                cur_block_idx: u64_at(p, INDEX_BLOCK_IDX_OFFSET),
+                                cur_block_offset: u64_at(p, INDEX_BLOCK_OFFSET_OFFSET),
                             },
                         );
                     }
@@ -118,9 +120,13 @@ impl WalIndex {
     fn persist(&self) -> io::Result<()> {
         let mut bytes = Vec::new();
         for (key, pos) in &self.map {
-            let mut payload = Vec::with_capacity(16 + key.len());
-            payload.extend_from_slice(&pos.cur_block_idx.to_le_bytes());
-            payload.extend_from_slice(&pos.cur_block_offset.to_le_bytes());
+            let mut payload = vec![0u8; INDEX_FIXED_BYTES];
+            for (at, value) in [
+                (INDEX_BLOCK_IDX_OFFSET, pos.cur_block_idx),
+                (INDEX_BLOCK_OFFSET_OFFSET, pos.cur_block_offset),
+            ] {
+                payload[at..at + 8].copy_from_slice(&value.to_le_bytes());
+            }
             payload.extend_from_slice(key.as_bytes());
             encode_frame(
                 &mut bytes,

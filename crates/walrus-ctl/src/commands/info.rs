@@ -5,7 +5,10 @@ use std::io::Write;
 use anyhow::Result;
 use serde::Serialize;
 
-use super::Outcome;
+use super::{
+    Outcome,
+    migrate::{legacy_dirs, pending},
+};
 use crate::{
     open::{DiskFile, Mode, Target},
     output::{count, human_bytes, json, or_dash, table},
@@ -27,6 +30,30 @@ struct InfoJson {
     findings: usize,
     recovery_time_us: u64,
     files: Vec<FileJson>,
+    v020_pending: bool,
+    v020_imported: bool,
+}
+
+/// The `0.2.0 data` line: files waiting for `migrate`, or where an import put them.
+fn v020_state(
+    target: &Target,
+    pending: bool,
+    legacy: Option<&std::path::PathBuf>,
+) -> Result<Option<String>> {
+    if pending {
+        let files = walrus_rust::upgrade::legacy_files(target.instance())?.len() as u64;
+        let state = if files == 0 {
+            "an import of walrus-rust 0.2.0 data was cut short (walrus-ctl migrate finishes it)"
+                .to_owned()
+        } else {
+            format!(
+                "{} of walrus-rust 0.2.0 not imported yet (walrus-ctl migrate imports them)",
+                count(files, "file", "files")
+            )
+        };
+        return Ok(Some(state));
+    }
+    Ok(legacy.map(|dir| format!("imported; the 0.2.0 files are in {}", dir.display())))
 }
 
 #[derive(Debug, Serialize)]
@@ -86,6 +113,9 @@ pub(super) fn run(target: &Target, as_json: bool, out: &mut dyn Write) -> Result
     let live: Vec<&FileState> = files.iter().filter(|f| f.live()).collect();
     let live_bytes: u64 = live.iter().map(|f| f.disk.bytes).sum();
     let entries: u64 = topics.iter().map(|t| t.entries).sum();
+    // A read-only open does not import walrus-rust 0.2.0 files: say whether any wait.
+    let v020_pending = pending(target.instance())?;
+    let legacy = legacy_dirs(target.instance())?;
     let report = InfoJson {
         dir: wal.dir().display().to_string(),
         format_version: walrus_rust::FORMAT_VERSION,
@@ -109,6 +139,8 @@ pub(super) fn run(target: &Target, as_json: bool, out: &mut dyn Write) -> Result
                 extents: f.info.as_ref().map(|i| i.extents),
             })
             .collect(),
+        v020_pending,
+        v020_imported: !legacy.is_empty(),
     };
     if as_json {
         json(out, &report)?;
@@ -120,7 +152,7 @@ pub(super) fn run(target: &Target, as_json: bool, out: &mut dyn Write) -> Result
     } else {
         " (details: walrus-ctl verify)".to_owned()
     };
-    let lines = [
+    let mut lines = vec![
         ("directory", report.dir.clone()),
         ("format version", report.format_version.to_string()),
         (
@@ -156,6 +188,9 @@ pub(super) fn run(target: &Target, as_json: bool, out: &mut dyn Write) -> Result
         ("findings", format!("{}{findings_note}", findings.len())),
         ("recovery time", format!("{:.1?}", stats.recovery_time)),
     ];
+    if let Some(state) = v020_state(target, v020_pending, legacy.last())? {
+        lines.push(("0.2.0 data", state));
+    }
     for (key, value) in lines {
         writeln!(out, "{key:<16} {value}")?;
     }

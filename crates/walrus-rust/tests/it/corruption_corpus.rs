@@ -135,11 +135,8 @@ fn config(block_bytes: usize) -> EngineConfig {
             quiet: true,
         },
         fsync: FsyncSchedule::SyncEach,
-        wait_for_batches: false,
         quiet: true,
-        read_only: false,
-        file_mode: walrus_storage::DEFAULT_FILE_MODE,
-        import: Default::default(),
+        ..EngineConfig::default()
     }
 }
 

@@ -19,11 +19,8 @@ fn config(fsync: FsyncSchedule) -> EngineConfig {
             quiet: false,
         },
         fsync,
-        wait_for_batches: false,
         quiet: true,
-        read_only: false,
-        file_mode: walrus_storage::DEFAULT_FILE_MODE,
-        import: Default::default(),
+        ..EngineConfig::default()
     }
 }
 

@@ -68,11 +68,8 @@ fn config() -> EngineConfig {
             quiet: true,
         },
         fsync: SYNC,
-        wait_for_batches: false,
         quiet: true,
-        read_only: false,
-        file_mode: walrus_storage::DEFAULT_FILE_MODE,
-        import: Default::default(),
+        ..EngineConfig::default()
     }
 }
 

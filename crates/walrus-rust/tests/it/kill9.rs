@@ -56,15 +56,7 @@ fn kill9_acknowledged_entries_survive_sigkill() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(12);
-    let base: u64 = std::env::var("SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        });
+    let base = seed_from_env();
     let mut acked_total = 0u64;
     let (mut open_kills_aimed, mut kills_during_open) = (0u64, 0u64);
     for cycle in 0..cycles {

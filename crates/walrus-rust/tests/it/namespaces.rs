@@ -1,28 +1,38 @@
 //! Data directories, keys, environment variables and the thread namespace.
 //!
-//! Tests that change the process environment run in one test function, one after another.
+//! Setting the process environment needs `unsafe` (edition 2024), which lives only in
+//! walrus-storage: the tests that depend on the environment run in child processes that get
+//! it through `Command::env`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use walrus_rust::{FsyncSchedule, ReadConsistency, Walrus, wal};
 
-fn set_env(key: &str, value: &Path) {
-    // SAFETY: only this test function touches these variables, and the other tests in this
-    // binary do not read them (they pass explicit directories).
-    unsafe { std::env::set_var(key, value) };
-}
-
-fn remove_env(key: &str) {
-    // SAFETY: as in `set_env`.
-    unsafe { std::env::remove_var(key) };
+fn data_dir() -> Option<PathBuf> {
+    std::env::var_os("WALRUS_NS_TEST_DATA").map(PathBuf::from)
 }
 
 #[test]
 fn environment_and_keys_choose_the_directory() {
     let data = tempfile::tempdir().unwrap();
-    set_env("WALRUS_DATA_DIR", data.path());
-    set_env("WALRUS_QUIET", Path::new("1"));
+    let dir = data.path().as_os_str();
+    let base = [
+        ("WALRUS_DATA_DIR", dir),
+        ("WALRUS_NS_TEST_DATA", dir),
+        ("WALRUS_QUIET", "1".as_ref()),
+    ];
+    crate::support::run_child_test("namespaces::child_without_instance_key", &base);
+    let mut with_key = base.to_vec();
+    with_key.push(("WALRUS_INSTANCE_KEY", "".as_ref()));
+    crate::support::run_child_test("namespaces::child_with_empty_instance_key", &with_key);
+}
 
+/// Child: no key, a key, keyed constructors ignoring the thread namespace, the builder's
+/// directory ignoring the environment, and `WalIndex`.
+#[test]
+#[ignore = "run as a child process by environment_and_keys_choose_the_directory"]
+fn child_without_instance_key() {
+    let Some(data) = data_dir() else { return };
     // No key, no instance key: the data directory itself.
     let wal = Walrus::with_consistency_and_schedule(
         ReadConsistency::StrictlyAtOnce,
@@ -31,45 +41,22 @@ fn environment_and_keys_choose_the_directory() {
     .unwrap();
     wal.append_for_topic("t", b"root").unwrap();
     drop(wal);
-    assert!(data.path().join("cursors-0000.idx").exists() || has_wal_file(data.path()));
+    assert!(has_wal_file(&data));
 
     // A key: a sanitized sub-directory.
     let keyed = Walrus::new_for_key("prod/payments::v1").unwrap();
     keyed.append_for_topic("t", b"keyed").unwrap();
     keyed.flush().unwrap();
-    assert!(has_wal_file(&data.path().join("prod_payments__v1")));
+    assert!(has_wal_file(&data.join("prod_payments__v1")));
     assert_eq!(keyed.read_next("t", true).unwrap().unwrap().data, b"keyed");
     drop(keyed);
-
-    // WALRUS_INSTANCE_KEY for the constructors without a key, even when empty.
-    set_env("WALRUS_INSTANCE_KEY", Path::new(""));
-    let wal = Walrus::new().unwrap();
-    wal.append_for_topic("t", b"instance").unwrap();
-    wal.flush().unwrap();
-    assert!(has_wal_file(&data.path().join("ns_cbf29ce484222325")));
-    drop(wal);
-
-    // The thread namespace wins over WALRUS_INSTANCE_KEY.
-    wal::__set_thread_namespace_for_tests("thread-ns");
-    assert_eq!(
-        wal::__current_thread_namespace_for_tests().as_deref(),
-        Some("thread-ns")
-    );
-    let wal = Walrus::with_consistency(ReadConsistency::StrictlyAtOnce).unwrap();
-    wal.append_for_topic("t", b"thread").unwrap();
-    wal.flush().unwrap();
-    assert!(has_wal_file(&data.path().join("thread-ns")));
-    drop(wal);
-    wal::__clear_thread_namespace_for_tests();
-    assert_eq!(wal::__current_thread_namespace_for_tests(), None);
-    remove_env("WALRUS_INSTANCE_KEY");
 
     // Keyed constructors ignore the thread namespace; the builder's directory ignores the env.
     wal::__set_thread_namespace_for_tests("ignored");
     let keyed = Walrus::with_consistency_for_key("k", ReadConsistency::StrictlyAtOnce).unwrap();
     keyed.append_for_topic("t", b"k").unwrap();
     keyed.flush().unwrap();
-    assert!(has_wal_file(&data.path().join("k")));
+    assert!(has_wal_file(&data.join("k")));
     wal::__clear_thread_namespace_for_tests();
     let explicit = tempfile::tempdir().unwrap();
     let wal = Walrus::builder()
@@ -93,10 +80,33 @@ fn environment_and_keys_choose_the_directory() {
     let pos = index.get("a").unwrap();
     assert_eq!((pos.cur_block_idx, pos.cur_block_offset), (3, 42));
     assert!(index.get("b").is_none());
-    assert!(data.path().join("positions_index.db").exists());
+    assert!(data.join("positions_index.db").exists());
+}
 
-    remove_env("WALRUS_DATA_DIR");
-    remove_env("WALRUS_QUIET");
+/// Child: `WALRUS_INSTANCE_KEY` for the constructors without a key, even when empty, and the
+/// thread namespace winning over it.
+#[test]
+#[ignore = "run as a child process by environment_and_keys_choose_the_directory"]
+fn child_with_empty_instance_key() {
+    let Some(data) = data_dir() else { return };
+    let wal = Walrus::new().unwrap();
+    wal.append_for_topic("t", b"instance").unwrap();
+    wal.flush().unwrap();
+    assert!(has_wal_file(&data.join("ns_cbf29ce484222325")));
+    drop(wal);
+
+    wal::__set_thread_namespace_for_tests("thread-ns");
+    assert_eq!(
+        wal::__current_thread_namespace_for_tests().as_deref(),
+        Some("thread-ns")
+    );
+    let wal = Walrus::with_consistency(ReadConsistency::StrictlyAtOnce).unwrap();
+    wal.append_for_topic("t", b"thread").unwrap();
+    wal.flush().unwrap();
+    assert!(has_wal_file(&data.join("thread-ns")));
+    drop(wal);
+    wal::__clear_thread_namespace_for_tests();
+    assert_eq!(wal::__current_thread_namespace_for_tests(), None);
 }
 
 fn has_wal_file(dir: &Path) -> bool {

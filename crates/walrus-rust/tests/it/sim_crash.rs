@@ -53,11 +53,8 @@ fn config(schedule: FsyncSchedule) -> EngineConfig {
             quiet: true,
         },
         fsync: schedule,
-        wait_for_batches: false,
         quiet: true,
-        read_only: false,
-        file_mode: walrus_storage::DEFAULT_FILE_MODE,
-        import: Default::default(),
+        ..EngineConfig::default()
     }
 }
 

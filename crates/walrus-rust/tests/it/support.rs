@@ -151,3 +151,24 @@ pub(crate) fn seed_from_env() -> u64 {
 pub(crate) fn env_on(name: &str) -> bool {
     std::env::var(name).is_ok_and(|v| !v.is_empty() && v != "0")
 }
+
+/// Runs the (ignored) test `name` of this binary in a child process with `envs` set, and fails
+/// with its output if it fails. For tests that need the process environment, which this
+/// process must not change (`set_var` is `unsafe`).
+pub(crate) fn run_child_test(name: &str, envs: &[(&str, &std::ffi::OsStr)]) {
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--ignored", "--nocapture", "--test-threads=1"])
+        .envs(envs.iter().copied())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{name} failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("1 passed"),
+        "{name} did not run"
+    );
+}

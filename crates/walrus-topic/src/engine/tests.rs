@@ -22,11 +22,8 @@ fn open(storage: &MemStorage) -> Arc<Engine> {
             quiet: true,
         },
         fsync: FsyncSchedule::SyncEach,
-        wait_for_batches: false,
         quiet: true,
-        read_only: false,
-        file_mode: walrus_storage::DEFAULT_FILE_MODE,
-        import: Default::default(),
+        ..EngineConfig::default()
     };
     let shared: Arc<dyn Storage> = Arc::new(storage.clone());
     Engine::open_with_storage(shared, config).unwrap()

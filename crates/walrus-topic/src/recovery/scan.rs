@@ -11,8 +11,8 @@ use super::{Finding, FindingKind, RecoveryReport};
 use crate::{
     Result,
     format::{
-        BLOCK_HEADER_KIND, ENTRY_KIND, FLAG_BATCH, FLAG_BATCH_END, TOPIC_NAME_BYTES_MAX,
-        decode_claim, tag_matches, topic_tag,
+        BLOCK_HEADER_KIND, FLAG_BATCH, FLAG_BATCH_END, TOPIC_NAME_BYTES_MAX, decode_claim,
+        topic_tag,
     },
 };
 
@@ -229,7 +229,6 @@ fn scan_block(
                 .rposition(|b| *b != 0)
                 .map_or(0, |p| p as u64 + 1),
     };
-    let file_base = block.extent.offset();
     // Damage (or zeros) seen since the last valid frame: where it starts and what it is.
     let mut damage: Option<(u64, String)> = None;
     let mut start = 0usize;
@@ -238,45 +237,9 @@ fn scan_block(
         for item in scanner.by_ref() {
             match item {
                 ScanItem::Frame { offset, frame } => {
-                    let header = frame.header;
-                    let expected = block.progress.next_seq;
-                    // An entry never has the largest number (appends leave it for the next
-                    // sequence number), so such a frame is garbage, like stale bytes.
-                    if header.kind != ENTRY_KIND
-                        || !tag_matches(header.flags, tag)
-                        || header.seq < expected
-                        || header.seq == u64::MAX
-                    {
-                        // Not an entry of this block (stale bytes, or another topic's entry
-                        // written to the wrong place): treat as the end.
+                    if !block.take_frame(offset, &frame, tag, &mut damage, report) {
                         break 'scan;
                     }
-                    if header.seq > expected {
-                        let (at, error) = damage.take().unwrap_or_else(|| {
-                            (
-                                offset,
-                                format!("sequence jumps from {expected} to {}", header.seq),
-                            )
-                        });
-                        block.gaps.push(Gap {
-                            offset: at,
-                            error,
-                            before: block.progress,
-                        });
-                    } else if let Some((at, error)) = damage.take() {
-                        // Damaged bytes between two consecutive entries: nothing is missing,
-                        // so it is plain corruption.
-                        report_corrupt(report, path, file_base + at, &error);
-                    }
-                    let progress = &mut block.progress;
-                    progress.end = offset + frame.frame_len as u64;
-                    progress.next_seq = header.seq + 1;
-                    if header.flags & FLAG_BATCH == 0 || header.flags & FLAG_BATCH_END != 0 {
-                        progress.complete_end = progress.end;
-                        progress.complete_next_seq = progress.next_seq;
-                        progress.any_complete = true;
-                    }
-                    block.max_claim = block.max_claim.max(decode_claim(header.seq, header.aux));
                 }
                 ScanItem::Corrupt { offset, error, .. } => {
                     damage.get_or_insert((offset, error.to_string()));
@@ -296,6 +259,57 @@ fn scan_block(
     }
     block.scanned_end = block.progress.end;
     block
+}
+
+impl ScannedBlock {
+    /// Takes a valid frame found at `offset`; `false` if it is not an entry of this block
+    /// (stale bytes, or another topic's entry written to the wrong place), which ends the
+    /// block. Damage seen since the last entry is a hole if entries are missing, else plain
+    /// corruption.
+    fn take_frame(
+        &mut self,
+        offset: u64,
+        frame: &walrus_storage::Frame<'_>,
+        tag: u16,
+        damage: &mut Option<(u64, String)>,
+        report: &mut RecoveryReport,
+    ) -> bool {
+        let header = frame.header;
+        let expected = self.progress.next_seq;
+        // An entry never has the largest number (appends leave it for the next sequence
+        // number), so such a frame is garbage, like stale bytes.
+        if !crate::frames::is_entry_of(&header, tag)
+            || header.seq < expected
+            || header.seq == u64::MAX
+        {
+            return false;
+        }
+        if header.seq > expected {
+            let (at, error) = damage.take().unwrap_or_else(|| {
+                let jump = format!("sequence jumps from {expected} to {}", header.seq);
+                (offset, jump)
+            });
+            self.gaps.push(Gap {
+                offset: at,
+                error,
+                before: self.progress,
+            });
+        } else if let Some((at, error)) = damage.take() {
+            // Damaged bytes between two consecutive entries: nothing is missing, so it is
+            // plain corruption.
+            report_corrupt(report, &self.path, self.extent.offset() + at, &error);
+        }
+        let progress = &mut self.progress;
+        progress.end = offset + frame.frame_len as u64;
+        progress.next_seq = header.seq + 1;
+        if header.flags & FLAG_BATCH == 0 || header.flags & FLAG_BATCH_END != 0 {
+            progress.complete_end = progress.end;
+            progress.complete_next_seq = progress.next_seq;
+            progress.any_complete = true;
+        }
+        self.max_claim = self.max_claim.max(decode_claim(header.seq, header.aux));
+        true
+    }
 }
 
 /// Decides each hole inside `block`: damage when some claim of the topic (`max_claim`) says

@@ -1,0 +1,175 @@
+//! The engine's data operations: validate, find the topic, take its writer or reader lock,
+//! and wait for durability as the schedule asks. The work itself is the topic's writer
+//! (`append.rs`) or reader (`reader.rs`).
+
+use std::sync::atomic::Ordering;
+
+use walrus_storage::frame_len;
+
+use crate::{
+    Engine, Error, FsyncSchedule, ReadConsistency, Result,
+    append::WriteCtx,
+    format::{BATCH_BYTES_MAX, BATCH_ENTRIES_MAX, ENTRY_BYTES_MAX},
+    reader::{ReadCtx, ReadEntry, TopicReader},
+    topic::Topic,
+};
+
+/// Resets the topic's batch flag on every exit path.
+struct BatchGuard<'a>(&'a Topic);
+
+impl Drop for BatchGuard<'_> {
+    fn drop(&mut self) {
+        self.0.batch_active.store(false, Ordering::Release);
+    }
+}
+
+// The batch-size error names the limit as walrus-rust 0.2.0 does ("10GB limit").
+const _: () = assert!(BATCH_BYTES_MAX == 10 << 30);
+
+fn check_entry_len(len: usize) -> Result<()> {
+    if len > ENTRY_BYTES_MAX {
+        return Err(Error::InvalidInput(format!(
+            "entry is {len} bytes, the limit is {ENTRY_BYTES_MAX} bytes"
+        )));
+    }
+    Ok(())
+}
+
+fn check_batch(batch: &[&[u8]]) -> Result<()> {
+    if batch.len() > BATCH_ENTRIES_MAX {
+        return Err(Error::InvalidInput(format!(
+            "batch of {} entries exceeds the {BATCH_ENTRIES_MAX} entry limit",
+            batch.len()
+        )));
+    }
+    let mut total = 0u64;
+    for entry in batch {
+        check_entry_len(entry.len())?;
+        total += frame_len(entry.len()) as u64;
+    }
+    if total > BATCH_BYTES_MAX {
+        return Err(Error::InvalidInput(format!(
+            "batch of {total} bytes (with entry headers) exceeds the 10GB limit \
+             ({BATCH_BYTES_MAX} bytes)"
+        )));
+    }
+    Ok(())
+}
+
+impl Engine {
+    pub(crate) fn write_ctx(&self) -> WriteCtx<'_> {
+        WriteCtx {
+            alloc: &self.alloc,
+            durability: &self.durability,
+        }
+    }
+
+    pub(crate) fn read_ctx(&self) -> ReadCtx<'_> {
+        ReadCtx {
+            cursors: &self.cursors,
+            durability: &self.durability,
+            counters: &self.counters,
+            read_only: self.config.read_only,
+        }
+    }
+
+    /// Appends one entry to `topic`; with `SyncEach` returns only once it is durable.
+    pub fn append(&self, topic: &str, data: &[u8], schedule: FsyncSchedule) -> Result<()> {
+        self.durability
+            .check(self.append_inner(topic, data, schedule))
+    }
+
+    fn append_inner(&self, topic: &str, data: &[u8], schedule: FsyncSchedule) -> Result<()> {
+        check_entry_len(data.len())?;
+        self.durability.check_poisoned()?;
+        let topic = self.topic_or_create(topic)?;
+        if !self.config.wait_for_batches && topic.batch_active.load(Ordering::Acquire) {
+            return Err(Error::WouldBlock("batch write in progress for this topic"));
+        }
+        let ticket = topic.writer.lock().append(self.write_ctx(), &topic, data)?;
+        self.counters.appended(1, data.len() as u64);
+        self.wait_if_sync_each(schedule, ticket)
+    }
+
+    /// Appends every entry of `batch` or none of them, also across a crash.
+    pub fn batch_append(
+        &self,
+        topic: &str,
+        batch: &[&[u8]],
+        schedule: FsyncSchedule,
+    ) -> Result<()> {
+        self.durability
+            .check(self.batch_append_inner(topic, batch, schedule))
+    }
+
+    fn batch_append_inner(
+        &self,
+        topic: &str,
+        batch: &[&[u8]],
+        schedule: FsyncSchedule,
+    ) -> Result<()> {
+        check_batch(batch)?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.durability.check_poisoned()?;
+        let topic = self.topic_or_create(topic)?;
+        if topic.batch_active.swap(true, Ordering::AcqRel) && !self.config.wait_for_batches {
+            return Err(Error::WouldBlock("another batch write already in progress"));
+        }
+        let guard = (!self.config.wait_for_batches).then(|| BatchGuard(&topic));
+        let ticket = topic
+            .writer
+            .lock()
+            .append_batch(self.write_ctx(), &topic, batch)?;
+        drop(guard);
+        let bytes = batch.iter().map(|e| e.len() as u64).sum();
+        self.counters.appended(batch.len() as u64, bytes);
+        self.wait_if_sync_each(schedule, ticket)
+    }
+
+    fn wait_if_sync_each(&self, schedule: FsyncSchedule, ticket: u64) -> Result<()> {
+        // Mutant ack_before_fsync: acknowledges SyncEach appends before they are durable.
+        if matches!(schedule, FsyncSchedule::SyncEach) && !cfg!(walrus_mutant = "ack_before_fsync")
+        {
+            self.durability.wait_durable(ticket, &self.alloc)?;
+        }
+        Ok(())
+    }
+
+    /// Reads the entry at the cursor. With `checkpoint` the cursor moves past it (and is
+    /// persisted as `consistency` asks); without, nothing changes.
+    pub fn read_next(
+        &self,
+        topic: &str,
+        checkpoint: bool,
+        consistency: ReadConsistency,
+    ) -> Result<Option<ReadEntry>> {
+        let Some(topic) = self.topic(topic) else {
+            return Ok(None);
+        };
+        let mut reader = topic.reader.lock();
+        reader.read_next(self.read_ctx(), &topic, checkpoint, consistency)
+    }
+
+    /// Reads entries from the cursor until their payloads would exceed `max_bytes` (at least
+    /// one entry when any is available), at most 2,000, never skipping one.
+    pub fn batch_read(
+        &self,
+        topic: &str,
+        max_bytes: usize,
+        checkpoint: bool,
+        consistency: ReadConsistency,
+    ) -> Result<Vec<ReadEntry>> {
+        let Some(topic) = self.topic(topic) else {
+            return Ok(Vec::new());
+        };
+        let mut reader = topic.reader.lock();
+        reader.batch_read(self.read_ctx(), &topic, max_bytes, checkpoint, consistency)
+    }
+
+    /// Persists the cursor of `topic` now.
+    pub(crate) fn persist(&self, topic: &Topic, reader: &mut TopicReader) -> Result<()> {
+        reader.persist(self.read_ctx(), topic)
+    }
+}

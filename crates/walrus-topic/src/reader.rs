@@ -1,0 +1,347 @@
+//! The read side of one topic: its shared cursor, `read_next`, `batch_read`, and when the
+//! cursor is persisted.
+//!
+//! A read walks the chain from the cursor's block. It never passes a block that is not sealed
+//! and never reads past a block's published end. Entries come out of a read-ahead buffer
+//! (`frames.rs`), so sequential reads cost one read per window, not one per entry. Damaged
+//! frames are logged once with file and offset, counted, and skipped: the reader resumes at
+//! the next valid frame.
+
+use std::sync::Arc;
+
+use crate::{
+    ReadConsistency, Result,
+    block::Block,
+    cursor_store::{CursorStore, PersistedCursor},
+    durability::Durability,
+    engine::Counters,
+    format::BATCH_ENTRIES_MAX,
+    frames::{READ_AHEAD_BYTES, ReadAhead, Step},
+    topic::Topic,
+};
+
+/// One entry read back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReadEntry {
+    /// The topic sequence number of the entry (0 for the topic's first entry).
+    pub seq: u64,
+    /// The payload.
+    pub data: Vec<u8>,
+}
+
+/// Largest read-ahead of a batch read; bigger budgets take several reads.
+const BATCH_READ_STEP_BYTES: usize = 1024 * 1024;
+
+/// What a reader borrows from the engine.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ReadCtx<'e> {
+    pub(crate) cursors: &'e CursorStore,
+    pub(crate) durability: &'e Durability,
+    pub(crate) counters: &'e Counters,
+    pub(crate) read_only: bool,
+}
+
+/// A topic's cursor: where the next entry to deliver is, and what is persisted of it. Held
+/// under `Topic::reader`, so reads of one topic are serialized.
+///
+/// Invariants: `offset` is an offset in the chain's front block (the block holding entry
+/// `next_seq`, or the end of the last block); `persisted_seq` never exceeds `next_seq`; a block
+/// in `passed` is consumed only once `persisted_seq` is past it.
+#[derive(Debug, Default)]
+pub(crate) struct TopicReader {
+    /// Offset in the chain's front block of the next frame to read.
+    pub(crate) offset: u64,
+    /// Sequence number of the next entry to deliver.
+    pub(crate) next_seq: u64,
+    /// Checkpointed entries since the cursor was last persisted.
+    pub(crate) unpersisted: u64,
+    /// The persisted cursor's slot and generation, once it has one.
+    pub(crate) slot: Option<u32>,
+    pub(crate) generation: u64,
+    /// The sequence number last persisted, if any.
+    pub(crate) persisted_seq: Option<u64>,
+    /// The last damaged offset reported, so a repeated peek logs it once.
+    last_corruption: Option<(u64, u64)>,
+    /// Blocks the cursor has passed, with the sequence number just after each. A block is
+    /// consumed (and its file may go) only once a *persisted* cursor is past it, so a crash
+    /// can never rewind the cursor onto deleted data.
+    pub(crate) passed: Vec<(Arc<Block>, u64)>,
+    /// Bytes read ahead of the cursor.
+    ahead: ReadAhead,
+}
+
+/// A position in a topic's chain: the block's index in the chain and the offset in it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Position {
+    pub(crate) index: usize,
+    pub(crate) offset: u64,
+}
+
+/// Entries gathered by a batch read, and where it stopped.
+#[derive(Debug)]
+struct Batch {
+    entries: Vec<ReadEntry>,
+    payload_bytes: usize,
+    max_bytes: usize,
+    next_seq: u64,
+    full: bool,
+}
+
+impl Batch {
+    /// Takes the entry if the budget and the entry cap allow it.
+    fn take(&mut self, seq: u64, payload: &[u8]) -> bool {
+        if self.entries.len() >= BATCH_ENTRIES_MAX
+            || (!self.entries.is_empty() && self.payload_bytes + payload.len() > self.max_bytes)
+        {
+            self.full = true;
+            return false;
+        }
+        self.payload_bytes += payload.len();
+        self.next_seq = seq + 1;
+        self.entries.push(ReadEntry {
+            seq,
+            data: payload.to_vec(),
+        });
+        true
+    }
+}
+
+impl TopicReader {
+    fn report_damage(&mut self, ctx: ReadCtx<'_>, topic: &Topic, block: &Block, at: (u64, u64)) {
+        let (offset, resume) = at;
+        let key = (block.extent.file().seq(), block.file_offset(offset));
+        if self.last_corruption != Some(key) {
+            self.last_corruption = Some(key);
+            ctx.counters.corrupt(1);
+            tracing::warn!(
+                topic = %topic.name,
+                file = %block.extent.file().name(),
+                offset = block.file_offset(offset),
+                resumed_at = block.file_offset(resume),
+                "corrupt entry skipped"
+            );
+        }
+    }
+
+    /// Reads the entry at the cursor. With `checkpoint` the cursor moves past it (and is
+    /// persisted as `consistency` asks); without, nothing changes.
+    pub(crate) fn read_next(
+        &mut self,
+        ctx: ReadCtx<'_>,
+        topic: &Topic,
+        checkpoint: bool,
+        consistency: ReadConsistency,
+    ) -> Result<Option<ReadEntry>> {
+        let mut pos = Position {
+            index: 0,
+            offset: self.offset,
+        };
+        while let Some(block) = topic.block_at(pos.index) {
+            let (sealed, end) = block.visible();
+            let offset = pos.offset.max(block.data_start);
+            if offset >= end {
+                if !sealed {
+                    break;
+                }
+                pos = Position {
+                    index: pos.index + 1,
+                    offset: 0,
+                };
+                continue;
+            }
+            let found = match self.ahead.frame_at(&block, offset, end, READ_AHEAD_BYTES)? {
+                Step::Entry { seq, payload, next } => Ok((seq, payload.to_vec(), next)),
+                Step::Damaged { resume } => Err(resume),
+            };
+            match found {
+                Ok((seq, data, next)) => {
+                    ctx.counters.read(1);
+                    if checkpoint {
+                        let to = Position {
+                            index: pos.index,
+                            offset: next,
+                        };
+                        self.commit(ctx, topic, to, seq + 1, 1, consistency)?;
+                    }
+                    return Ok(Some(ReadEntry { seq, data }));
+                }
+                Err(resume) => {
+                    self.report_damage(ctx, topic, &block, (offset, resume));
+                    pos.offset = resume;
+                }
+            }
+        }
+        if checkpoint && pos.index > 0 {
+            // Passing exhausted sealed blocks delivers nothing, but lets their files go.
+            let next_seq = self.next_seq;
+            self.commit(ctx, topic, pos, next_seq, 0, consistency)?;
+        }
+        Ok(None)
+    }
+
+    /// Reads entries from the cursor until their payloads would exceed `max_bytes` (at least
+    /// one entry when any is available), at most 2,000, never skipping one.
+    pub(crate) fn batch_read(
+        &mut self,
+        ctx: ReadCtx<'_>,
+        topic: &Topic,
+        max_bytes: usize,
+        checkpoint: bool,
+        consistency: ReadConsistency,
+    ) -> Result<Vec<ReadEntry>> {
+        let mut pos = Position {
+            index: 0,
+            offset: self.offset,
+        };
+        let mut batch = Batch {
+            entries: Vec::new(),
+            payload_bytes: 0,
+            max_bytes,
+            next_seq: self.next_seq,
+            full: false,
+        };
+        while let Some(block) = topic.block_at(pos.index) {
+            let (sealed, end) = block.visible();
+            pos.offset = self.read_block(ctx, topic, &block, pos.offset, end, &mut batch)?;
+            if batch.full || !sealed || pos.offset < end {
+                break;
+            }
+            pos = Position {
+                index: pos.index + 1,
+                offset: 0,
+            };
+        }
+        self.ahead.shrink();
+        ctx.counters.read(batch.entries.len() as u64);
+        if checkpoint && (!batch.entries.is_empty() || pos.index > 0) {
+            let delivered = batch.entries.len() as u64;
+            self.commit(ctx, topic, pos, batch.next_seq, delivered, consistency)?;
+        }
+        Ok(batch.entries)
+    }
+
+    /// Adds the entries of `block` from `offset` to `batch` until it is full; returns the
+    /// offset reached.
+    fn read_block(
+        &mut self,
+        ctx: ReadCtx<'_>,
+        topic: &Topic,
+        block: &Block,
+        offset: u64,
+        end: u64,
+        batch: &mut Batch,
+    ) -> Result<u64> {
+        let mut offset = offset.max(block.data_start);
+        while offset < end {
+            // Read ahead about what the budget still allows: reading a whole budget at once
+            // wastes work when the entry cap ends the call first.
+            let window = (batch.max_bytes - batch.payload_bytes.min(batch.max_bytes))
+                .saturating_add(64 * 1024)
+                .min(BATCH_READ_STEP_BYTES);
+            match self.ahead.frame_at(block, offset, end, window)? {
+                Step::Entry { seq, payload, next } => {
+                    if !batch.take(seq, payload) {
+                        break;
+                    }
+                    offset = next;
+                }
+                Step::Damaged { resume } => {
+                    self.report_damage(ctx, topic, block, (offset, resume));
+                    offset = resume;
+                }
+            }
+        }
+        Ok(offset)
+    }
+
+    /// Moves the cursor to `pos` (consuming the blocks it passed) and persists it if the
+    /// consistency mode asks for it now.
+    pub(crate) fn commit(
+        &mut self,
+        ctx: ReadCtx<'_>,
+        topic: &Topic,
+        pos: Position,
+        next_seq: u64,
+        delivered: u64,
+        consistency: ReadConsistency,
+    ) -> Result<()> {
+        if ctx.read_only {
+            return Err(crate::Error::ReadOnly("checkpoint"));
+        }
+        let before = (
+            self.offset,
+            self.next_seq,
+            self.unpersisted,
+            self.passed.len(),
+        );
+        topic.pass_blocks(self, pos.index, next_seq);
+        self.offset = pos.offset;
+        self.next_seq = next_seq;
+        self.unpersisted += delivered;
+        let due = match consistency {
+            ReadConsistency::StrictlyAtOnce => self.unpersisted > 0,
+            ReadConsistency::AtLeastOnce { persist_every } => {
+                self.unpersisted >= u64::from(persist_every.max(1))
+            }
+        };
+        if due && let Err(err) = self.persist(ctx, topic) {
+            // The read fails, so the cursor must not move: the same entries come back next.
+            (self.offset, self.next_seq, self.unpersisted) = (before.0, before.1, before.2);
+            let mut chain = topic.chain.write();
+            for (block, _) in self.passed.drain(before.3..).rev() {
+                chain.push_front(block);
+            }
+            return Err(err);
+        }
+        self.release_passed();
+        Ok(())
+    }
+
+    /// Persists the cursor now (a failed sync poisons the instance).
+    pub(crate) fn persist(&mut self, ctx: ReadCtx<'_>, topic: &Topic) -> Result<()> {
+        ctx.durability.check_poisoned()?;
+        ctx.durability
+            .check(self.persist_cursor(ctx.cursors, topic))?;
+        ctx.counters.cursor_persisted();
+        Ok(())
+    }
+
+    /// Writes the position to the cursor slot (assigning one first if needed) and releases
+    /// the blocks the persisted cursor has now left behind.
+    pub(crate) fn persist_cursor(&mut self, cursors: &CursorStore, topic: &Topic) -> Result<()> {
+        let slot = match self.slot {
+            Some(slot) => slot,
+            None => cursors.assign_slot()?,
+        };
+        self.slot = Some(slot);
+        let front: Option<Arc<Block>> = topic.block_at(0);
+        let cursor = PersistedCursor {
+            // Mutant cursor_persisted_ahead: persists a cursor one entry past what was read.
+            next_seq: self.next_seq + u64::from(cfg!(walrus_mutant = "cursor_persisted_ahead")),
+            file_seq: front.as_ref().map_or(0, |b| b.extent.file().seq()),
+            extent_offset: front.as_ref().map_or(0, |b| b.extent.offset()),
+            offset: self.offset,
+        };
+        // The generation moves only on success: a failed write may have damaged this half of
+        // the slot pair, and the retry must rewrite it, not the other (still valid) half.
+        let generation = self.generation + 1;
+        cursors.persist(slot, generation, &topic.name, &cursor)?;
+        self.generation = generation;
+        self.unpersisted = 0;
+        self.persisted_seq = Some(self.next_seq);
+        self.release_passed();
+        Ok(())
+    }
+
+    /// Consumes the passed blocks that the persisted cursor has left behind.
+    pub(crate) fn release_passed(&mut self) {
+        let persisted = self.persisted_seq.unwrap_or(0);
+        self.passed.retain(|(block, end_seq)| {
+            let keep = *end_seq > persisted;
+            if !keep {
+                block.extent.consume();
+            }
+            keep
+        });
+    }
+}
