@@ -28,10 +28,11 @@ commands:
                              60, --ci 20); --seed-corpus rewrites fuzz/corpus instead
   miri                       the miri_* unit tests of walrus-storage and walrus-alloc under
                              Miri (installs the nightly miri component if missing)
-  mutants                    build the 8 deliberately broken variants (ack before fsync,
+  mutants                    build the 9 deliberately broken variants (ack before fsync,
                              checksum not verified, torn tail not cut, cursor persisted
                              ahead, no timed fsync, claim overstated, cursor slot not rolled
-                             back, clean marker kept) and check that the suites catch each
+                             back, clean marker kept, seal before durable) and check that
+                             the suites catch each
 
 bench options:
   --quick | --full           data set and cell sizes (--full: 1 GiB, 10 s cells, T up to 8)

@@ -27,6 +27,7 @@ const MUTANTS: &[(&str, &[&str])] = &[
         &["inject_failed_write", "inject_failed_fsync"],
     ),
     ("clean_marker_kept", &["sim_crash_power_loss"]),
+    ("seal_before_durable", &["seal::"]),
 ];
 
 pub(crate) fn mutants() -> Result<(), String> {

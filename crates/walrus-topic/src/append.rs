@@ -16,9 +16,10 @@ use crate::{
     claim::ClaimTracker,
     durability::Durability,
     format::{
-        BLOCK_HEADER_KIND, ENTRY_KIND, FLAG_BATCH, FLAG_BATCH_END, block_header_len, encode_claim,
-        topic_tag,
+        BLOCK_HEADER_KIND, ENTRY_KIND, FLAG_BATCH, FLAG_BATCH_END, SEAL_BYTES, block_header_len,
+        encode_claim, topic_tag,
     },
+    seal::SealSummary,
     topic::Topic,
 };
 
@@ -46,6 +47,8 @@ pub(crate) struct TopicWriter {
     scratch: Vec<u8>,
     /// What is known durable, for the claim each entry carries.
     claims: ClaimTracker,
+    /// The active block's summary, for its seal record.
+    summary: SealSummary,
 }
 
 /// The frames of a batch bound for one block.
@@ -56,6 +59,8 @@ struct Piece {
     bytes: Vec<u8>,
     /// A block allocated for this batch (given up again if the batch fails).
     fresh: bool,
+    /// The block's summary once the piece is written.
+    summary: SealSummary,
 }
 
 impl Piece {
@@ -74,6 +79,17 @@ impl TopicWriter {
             next_seq,
             scratch: Vec::new(),
             claims: ClaimTracker::new(next_seq),
+            summary: SealSummary::default(),
+        }
+    }
+
+    /// Queues the seal record of the active block (at a clean close: no more appends).
+    pub(crate) fn seal_for_close(&self, ctx: WriteCtx<'_>) {
+        if let Some((block, _)) = &self.active {
+            let ticket = ctx.durability.issued();
+            ctx.durability
+                .seals
+                .push(Arc::clone(block), &self.summary, ticket);
         }
     }
 
@@ -87,7 +103,7 @@ impl TopicWriter {
         if self
             .active
             .as_ref()
-            .is_none_or(|(b, _)| self.write_offset + needed > b.extent.len())
+            .is_none_or(|(b, _)| self.write_offset + needed > b.capacity())
         {
             self.rotate(ctx, topic, needed)?;
         }
@@ -105,6 +121,8 @@ impl TopicWriter {
         block.extent.file().mark_dirty();
         self.write_offset += needed;
         self.next_seq += 1;
+        self.summary
+            .wrote(self.write_offset, self.next_seq, durable_end, true);
         block.publish(self.write_offset);
         let ticket = ctx.durability.ticket();
         self.claims.written(ticket, self.next_seq);
@@ -129,6 +147,15 @@ impl TopicWriter {
         self.active = Some((Arc::clone(&last.block), Arc::clone(&last.segment)));
         self.write_offset = last.end();
         self.next_seq += batch.len() as u64;
+        self.summary = last.summary;
+        // Every piece but the last is a sealed block now; its data is durable once the
+        // batch's ticket is.
+        let ticket = ctx.durability.issued();
+        for piece in &pieces[..pieces.len() - 1] {
+            ctx.durability
+                .seals
+                .push(Arc::clone(&piece.block), &piece.summary, ticket);
+        }
         let mut scratch = pieces
             .into_iter()
             .find(|p| !p.fresh)
@@ -157,6 +184,7 @@ impl TopicWriter {
             start: self.write_offset,
             bytes: std::mem::take(&mut self.scratch),
             fresh: false,
+            summary: self.summary,
         });
         if let Some(piece) = current.as_mut() {
             piece.bytes.clear();
@@ -165,7 +193,7 @@ impl TopicWriter {
             let needed = frame_len(entry.len()) as u64;
             let fits = current
                 .as_ref()
-                .is_some_and(|p| p.end() + needed <= p.block.extent.len());
+                .is_some_and(|p| p.end() + needed <= p.block.capacity());
             if !fits {
                 match new_block(ctx, topic, seq, needed) {
                     Ok((block, segment)) => {
@@ -176,6 +204,7 @@ impl TopicWriter {
                             start,
                             bytes: Vec::new(),
                             fresh: true,
+                            summary: SealSummary::empty(seq, start),
                         };
                         pieces.extend(current.replace(fresh));
                     }
@@ -196,6 +225,8 @@ impl TopicWriter {
                 seq,
             };
             encode_frame(&mut piece.bytes, &header, entry);
+            let end = piece.end();
+            piece.summary.wrote(end, seq + 1, durable_end, last);
         }
         pieces.extend(current);
         Ok(pieces)
@@ -218,7 +249,10 @@ impl TopicWriter {
         topic.chain.write().push_back(Arc::clone(&block));
         if let Some((old, _)) = self.active.take() {
             old.seal();
+            let ticket = ctx.durability.issued();
+            ctx.durability.seals.push(old, &self.summary, ticket);
         }
+        self.summary = SealSummary::empty(self.next_seq, block.data_start);
         self.write_offset = block.data_start;
         self.active = Some((block, segment));
         Ok(())
@@ -233,7 +267,8 @@ fn new_block(
     needed: u64,
 ) -> Result<(Arc<Block>, Arc<dyn Segment>)> {
     let data_start = block_header_len(&topic.name);
-    let extent = ctx.alloc.allocate(data_start + needed)?;
+    // Room for the entry and, at the extent's end, its seal record.
+    let extent = ctx.alloc.allocate(data_start + needed + SEAL_BYTES)?;
     let Some(segment) = extent.file().segment() else {
         extent.abandon();
         return Err(Error::InvalidInput(

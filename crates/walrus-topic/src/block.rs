@@ -63,6 +63,11 @@ impl Block {
         self.extent.seal();
     }
 
+    /// Offset (in the extent) where entries must end: the extent less its seal record.
+    pub(crate) fn capacity(&self) -> u64 {
+        self.extent.len().saturating_sub(crate::format::SEAL_BYTES)
+    }
+
     pub(crate) fn segment(&self) -> Option<Arc<dyn Segment>> {
         self.extent.file().segment()
     }

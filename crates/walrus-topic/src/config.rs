@@ -60,6 +60,9 @@ pub struct EngineConfig {
     pub file_mode: u32,
     /// What to do with walrus-rust 0.2.0 files in the directory (import them by default).
     pub import: crate::ImportOptions,
+    /// Scan the data of every block at open, even of blocks whose seal record says where
+    /// their entries end (read-only opens always do: they are for inspection).
+    pub scan_sealed: bool,
 }
 
 impl Default for EngineConfig {
@@ -77,6 +80,7 @@ impl Default for EngineConfig {
             read_only: false,
             file_mode: walrus_storage::DEFAULT_FILE_MODE,
             import: crate::ImportOptions::default(),
+            scan_sealed: false,
         }
     }
 }

@@ -41,6 +41,8 @@ pub(crate) struct Durability {
     /// Mirror of `SyncState::durable`, read without the lock by writers for their claims.
     durable: AtomicU64,
     syncs: AtomicU64,
+    /// Seals of sealed blocks, written once a sync covers their data.
+    pub(crate) seals: crate::seal::PendingSeals,
     state: Mutex<SyncState>,
     changed: Condvar,
 }
@@ -125,6 +127,10 @@ impl Durability {
             };
             self.syncs.fetch_add(1, Ordering::Relaxed);
             crate::telemetry::fsync();
+            if synced.is_ok() {
+                // Every write up to `target` is durable: the blocks sealed by then may say so.
+                self.seals.write_due(target);
+            }
             state = self.state.lock();
             state.syncing = false;
             match synced {

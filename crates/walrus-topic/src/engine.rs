@@ -132,13 +132,20 @@ impl Engine {
             .iter()
             .map(|(name, c)| (name.clone(), c.cursor.next_seq))
             .collect();
-        let hints = read_hints(storage.as_ref(), config.read_only)?;
+        let hints = read_hints(storage.as_ref(), config.read_only, config.scan_sealed)?;
         let mut report = {
             let _span = tracing::info_span!("walrus_recovery", files = files.len()).entered();
             recovery::recover(&files, &positions, hints)?
         };
         if !config.read_only {
             settle_after_recovery(storage.as_ref(), &alloc, hints)?;
+            // The blocks recovery had to scan are durable now: seal them, so that the next
+            // open reads none of their data (their seals become durable with the next sync).
+            for topic in report.topics.values_mut() {
+                for (block, summary) in topic.unsealed.drain(..) {
+                    crate::seal::write_now(block, &summary);
+                }
+            }
         }
         let topics = build_topics(std::mem::take(&mut report.topics), &loaded);
         let recovery_time = started.elapsed();
@@ -243,8 +250,16 @@ impl Drop for Engine {
         if self.config.read_only {
             return;
         }
+        if !matches!(self.config.fsync, FsyncSchedule::NoFsync) {
+            // No more appends: the active blocks are sealed too, so that the next open reads
+            // no block's data. The first sync makes the data durable and writes the seals,
+            // the second makes the seals durable.
+            for topic in self.topics.read().values() {
+                topic.writer.lock().seal_for_close(self.write_ctx());
+            }
+        }
         let synced = !matches!(self.config.fsync, FsyncSchedule::NoFsync)
-            && match self.flush() {
+            && match self.flush().and_then(|()| self.flush()) {
                 Ok(()) => true,
                 Err(err) => {
                     tracing::warn!(error = %err, "final sync at close failed");

@@ -31,6 +31,19 @@ pub(crate) fn decode_claim(seq: u64, aux: u32) -> u64 {
 /// Frame kind of a cursor slot: `seq` = the slot's generation, `aux` = the slot number.
 pub(crate) const CURSOR_KIND: u8 = 0x20;
 
+/// Frame kind of a block's seal record, in the last [`SEAL_BYTES`] of its extent (`seal.rs`):
+/// header `seq` = the sequence number after the block's last entry, `flags` = the topic tag,
+/// `aux` bit 0 = the block holds a complete entry; payload: the `SEAL_*_OFFSET` fields.
+pub(crate) const SEAL_KIND: u8 = 0x12;
+pub(crate) const SEAL_FIRST_SEQ_OFFSET: usize = 0;
+pub(crate) const SEAL_END_OFFSET: usize = 8;
+pub(crate) const SEAL_COMPLETE_END_OFFSET: usize = 16;
+pub(crate) const SEAL_COMPLETE_NEXT_SEQ_OFFSET: usize = 24;
+pub(crate) const SEAL_MAX_CLAIM_OFFSET: usize = 32;
+pub(crate) const SEAL_PAYLOAD_BYTES: usize = SEAL_MAX_CLAIM_OFFSET + 8;
+/// Bytes reserved at the end of every extent for its seal record.
+pub const SEAL_BYTES: u64 = frame_len(SEAL_PAYLOAD_BYTES) as u64;
+
 /// Frame kind of one `WalIndex` record (file `<name>_index.db`): payload
 /// `0..8 cur_block_idx u64 | 8..16 cur_block_offset u64 | 16.. key (UTF-8)`.
 pub(crate) const INDEX_ENTRY_KIND: u8 = 0x30;

@@ -64,13 +64,16 @@ fn key(block: &Block) -> (u64, u64) {
 
 impl ReadAhead {
     /// The frame at `offset` of `block`, whose published data ends at `end` (`offset < end`).
-    /// Reads at least `window` bytes (bounded by `end`) when the buffer does not hold it.
+    /// Reads at least `window` bytes (bounded by `end`) when the buffer does not hold it. An
+    /// entry numbered below `min_seq` (the reader has passed that number) or `u64::MAX` (which
+    /// no append gives) is damage: a stale or forged frame, never data.
     pub(crate) fn frame_at(
         &mut self,
         block: &Block,
         offset: u64,
         end: u64,
         window: usize,
+        min_seq: u64,
     ) -> Result<Step<'_>> {
         debug_assert!(offset < end);
         if block.segment().is_none() {
@@ -88,7 +91,10 @@ impl ReadAhead {
             }
             let at = (offset - self.start) as usize;
             let (needed, step) = match decode_frame(&self.buf[at..self.len]) {
-                Decoded::Frame(frame) if is_entry_of(&frame.header, block.tag) => {
+                Decoded::Frame(frame)
+                    if is_entry_of(&frame.header, block.tag)
+                        && (min_seq..u64::MAX).contains(&frame.header.seq) =>
+                {
                     let next = offset + frame.frame_len as u64;
                     (0, Some((frame.header.seq, next, frame.payload.len())))
                 }
@@ -162,7 +168,7 @@ pub(crate) fn seq_at(block: &Block, offset: u64, end: u64) -> Option<u64> {
         return None;
     }
     match ReadAhead::default()
-        .frame_at(block, offset, end, FRAME_HEADER_BYTES)
+        .frame_at(block, offset, end, FRAME_HEADER_BYTES, block.first_seq)
         .ok()?
     {
         Step::Entry { seq, .. } => Some(seq),
@@ -175,7 +181,10 @@ pub(crate) fn find_seq(block: &Block, seq: u64, end: u64) -> Option<u64> {
     let mut ahead = ReadAhead::default();
     let mut offset = block.data_start;
     while offset < end {
-        match ahead.frame_at(block, offset, end, READ_AHEAD_BYTES).ok()? {
+        match ahead
+            .frame_at(block, offset, end, READ_AHEAD_BYTES, block.first_seq)
+            .ok()?
+        {
             Step::Entry {
                 seq: found, next, ..
             } => {

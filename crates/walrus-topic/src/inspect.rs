@@ -163,7 +163,7 @@ impl Engine {
                 block.data_start
             };
             while offset < end && out.len() < limit {
-                match ahead.frame_at(block, offset, end, READ_AHEAD_BYTES)? {
+                match ahead.frame_at(block, offset, end, READ_AHEAD_BYTES, block.first_seq)? {
                     Step::Entry { seq, payload, next } => {
                         if seq >= from {
                             let data = payload.to_vec();

@@ -21,6 +21,7 @@ mod namespace;
 mod publish;
 mod reader;
 mod recovery;
+mod seal;
 mod stats;
 mod sync;
 mod telemetry;
@@ -35,7 +36,9 @@ pub use engine::Engine;
 pub const FORMAT_VERSION: u8 = walrus_storage::FormatVersion::CURRENT as u8;
 pub use error::{Error, Result};
 pub use format::LEGACY_DIR_NAME;
-pub use format::{BATCH_BYTES_MAX, BATCH_ENTRIES_MAX, ENTRY_BYTES_MAX, TOPIC_NAME_BYTES_MAX};
+pub use format::{
+    BATCH_BYTES_MAX, BATCH_ENTRIES_MAX, ENTRY_BYTES_MAX, SEAL_BYTES, TOPIC_NAME_BYTES_MAX,
+};
 pub use inspect::{CursorTarget, FileInfo, PurgeReport, TopicInfo};
 pub use legacy::{
     ImportOptions, ImportPlan, ImportProgress, ProgressHook, TopicImportPlan, has_pending_import,

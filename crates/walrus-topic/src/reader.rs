@@ -77,31 +77,29 @@ pub(crate) struct Position {
     pub(crate) offset: u64,
 }
 
-/// Entries gathered by a batch read, and where it stopped.
-#[derive(Debug)]
-struct Batch {
-    entries: Vec<ReadEntry>,
+/// A batch read in progress: the budget, where it stands, and who gets the entries.
+struct Batch<'f> {
+    count: usize,
     payload_bytes: usize,
     max_bytes: usize,
     next_seq: u64,
     full: bool,
+    sink: &'f mut dyn FnMut(u64, &[u8]),
 }
 
-impl Batch {
-    /// Takes the entry if the budget and the entry cap allow it.
+impl Batch<'_> {
+    /// Hands the entry to the sink if the budget and the entry cap allow it.
     fn take(&mut self, seq: u64, payload: &[u8]) -> bool {
-        if self.entries.len() >= BATCH_ENTRIES_MAX
-            || (!self.entries.is_empty() && self.payload_bytes + payload.len() > self.max_bytes)
+        if self.count >= BATCH_ENTRIES_MAX
+            || (self.count > 0 && self.payload_bytes + payload.len() > self.max_bytes)
         {
             self.full = true;
             return false;
         }
+        self.count += 1;
         self.payload_bytes += payload.len();
         self.next_seq = seq + 1;
-        self.entries.push(ReadEntry {
-            seq,
-            data: payload.to_vec(),
-        });
+        (self.sink)(seq, payload);
         true
     }
 }
@@ -149,7 +147,11 @@ impl TopicReader {
                 };
                 continue;
             }
-            let found = match self.ahead.frame_at(&block, offset, end, READ_AHEAD_BYTES)? {
+            let min_seq = self.next_seq;
+            let found = match self
+                .ahead
+                .frame_at(&block, offset, end, READ_AHEAD_BYTES, min_seq)?
+            {
                 Step::Entry { seq, payload, next } => Ok((seq, payload.to_vec(), next)),
                 Step::Damaged { resume } => Err(resume),
             };
@@ -189,16 +191,39 @@ impl TopicReader {
         checkpoint: bool,
         consistency: ReadConsistency,
     ) -> Result<Vec<ReadEntry>> {
+        let mut entries = Vec::new();
+        let mut push = |seq: u64, payload: &[u8]| {
+            entries.push(ReadEntry {
+                seq,
+                data: payload.to_vec(),
+            });
+        };
+        self.batch_visit(ctx, topic, max_bytes, checkpoint, consistency, &mut push)?;
+        Ok(entries)
+    }
+
+    /// [`Self::batch_read`] that hands each entry to `sink` as a slice of the read-ahead
+    /// buffer instead of copying it; returns the number of entries.
+    pub(crate) fn batch_visit(
+        &mut self,
+        ctx: ReadCtx<'_>,
+        topic: &Topic,
+        max_bytes: usize,
+        checkpoint: bool,
+        consistency: ReadConsistency,
+        sink: &mut dyn FnMut(u64, &[u8]),
+    ) -> Result<usize> {
         let mut pos = Position {
             index: 0,
             offset: self.offset,
         };
         let mut batch = Batch {
-            entries: Vec::new(),
+            count: 0,
             payload_bytes: 0,
             max_bytes,
             next_seq: self.next_seq,
             full: false,
+            sink,
         };
         while let Some(block) = topic.block_at(pos.index) {
             let (sealed, end) = block.visible();
@@ -212,12 +237,12 @@ impl TopicReader {
             };
         }
         self.ahead.shrink();
-        ctx.counters.read(batch.entries.len() as u64);
-        if checkpoint && (!batch.entries.is_empty() || pos.index > 0) {
-            let delivered = batch.entries.len() as u64;
+        ctx.counters.read(batch.count as u64);
+        if checkpoint && (batch.count > 0 || pos.index > 0) {
+            let delivered = batch.count as u64;
             self.commit(ctx, topic, pos, batch.next_seq, delivered, consistency)?;
         }
-        Ok(batch.entries)
+        Ok(batch.count)
     }
 
     /// Adds the entries of `block` from `offset` to `batch` until it is full; returns the
@@ -229,7 +254,7 @@ impl TopicReader {
         block: &Block,
         offset: u64,
         end: u64,
-        batch: &mut Batch,
+        batch: &mut Batch<'_>,
     ) -> Result<u64> {
         let mut offset = offset.max(block.data_start);
         while offset < end {
@@ -238,7 +263,10 @@ impl TopicReader {
             let window = (batch.max_bytes - batch.payload_bytes.min(batch.max_bytes))
                 .saturating_add(64 * 1024)
                 .min(BATCH_READ_STEP_BYTES);
-            match self.ahead.frame_at(block, offset, end, window)? {
+            match self
+                .ahead
+                .frame_at(block, offset, end, window, batch.next_seq)?
+            {
                 Step::Entry { seq, payload, next } => {
                     if !batch.take(seq, payload) {
                         break;

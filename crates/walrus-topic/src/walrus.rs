@@ -146,6 +146,39 @@ impl Walrus {
             .collect())
     }
 
+    /// Like [`Walrus::batch_read_for_topic`], but hands each entry to `f` as a borrowed slice
+    /// (valid for the call) instead of returning a `Vec<Entry>`: no allocation or copy per
+    /// entry. Same budget rules: payloads up to `max_bytes` (at least one entry when one is
+    /// available), at most 2,000 entries, in order, never skipping one; with `checkpoint` the
+    /// cursor moves past them. Returns how many entries `f` got.
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// let wal = walrus_rust::Walrus::builder().data_dir(dir.path().into()).build()?;
+    /// wal.batch_append_for_topic("events", &[b"a", b"bb", b"ccc"])?;
+    /// let mut total = 0;
+    /// let n = wal.batch_read_with("events", 1 << 20, true, |_seq, payload| total += payload.len())?;
+    /// assert_eq!((n, total), (3, 6));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn batch_read_with(
+        &self,
+        col_name: &str,
+        max_bytes: usize,
+        checkpoint: bool,
+        mut f: impl FnMut(u64, &[u8]),
+    ) -> io::Result<usize> {
+        Ok(self.engine.batch_read_with(
+            col_name,
+            max_bytes,
+            checkpoint,
+            self.consistency,
+            &mut f,
+        )?)
+    }
+
     /// Makes everything appended so far, by any handle on this directory, durable.
     pub fn flush(&self) -> io::Result<()> {
         Ok(self.engine.flush()?)
@@ -388,6 +421,7 @@ impl WalrusBuilder {
             read_only: self.read_only,
             file_mode: self.file_mode,
             import: self.import,
+            scan_sealed: false,
         };
         let engine = Engine::open(config)?;
         Ok(Walrus {

@@ -45,8 +45,11 @@ use walrus_storage::{
     decode_frame,
 };
 use walrus_topic::{
-    Engine, EngineConfig, Finding, FsyncSchedule, ReadConsistency, ReadEntry, TopicInfo,
+    Engine, EngineConfig, Finding, FsyncSchedule, ReadConsistency, ReadEntry, SEAL_BYTES, TopicInfo,
 };
+
+/// Frame kind of a seal record (docs/FORMAT.md, "Seal records").
+const SEAL_KIND: u8 = 0x12;
 
 use crate::support::{Rng, env_on, seed_from_env};
 
@@ -124,7 +127,7 @@ fn topic_name(t: usize) -> String {
     }
 }
 
-fn config(block_bytes: usize) -> EngineConfig {
+fn config(block_bytes: usize, scan_sealed: bool) -> EngineConfig {
     EngineConfig {
         dir: "<corpus>".into(),
         backend: BackendKind::Faulty,
@@ -136,13 +139,20 @@ fn config(block_bytes: usize) -> EngineConfig {
         },
         fsync: FsyncSchedule::SyncEach,
         quiet: true,
+        scan_sealed,
         ..EngineConfig::default()
     }
 }
 
-fn open(storage: &FaultyStorage, block_bytes: usize) -> walrus_topic::Result<Arc<Engine>> {
+/// Opens the copy; `scan_sealed` makes recovery scan every block, ignoring seal records (as a
+/// read-only open does), so that it judges damage to sealed blocks as well.
+fn open(
+    storage: &FaultyStorage,
+    block_bytes: usize,
+    scan_sealed: bool,
+) -> walrus_topic::Result<Arc<Engine>> {
     let shared: Arc<dyn Storage> = Arc::new(storage.clone());
-    Engine::open_with_storage(shared, config(block_bytes))
+    Engine::open_with_storage(shared, config(block_bytes, scan_sealed))
 }
 
 /// What was appended and read, per topic.
@@ -195,6 +205,8 @@ struct BlockLoc {
     end: usize,
     header: Span,
     entries: Vec<EntryLoc>,
+    /// The seal record in the extent's last `SEAL_BYTES`, if the block has one.
+    seal: Option<Span>,
 }
 
 /// One valid cursor slot of a cursor file.
@@ -270,7 +282,7 @@ fn build_base(seed: u64, shape: Shape) -> Base {
         cursors,
     } = shape;
     let storage = FaultyStorage::new();
-    let engine = open(&storage, block_bytes).expect("open an empty storage");
+    let engine = open(&storage, block_bytes, false).expect("open an empty storage");
     let mut rng = Rng(seed);
     let names: Vec<String> = (0..TOPICS).map(topic_name).collect();
     let mut model = Model {
@@ -398,7 +410,15 @@ fn parse(files: &[(String, Vec<u8>)], names: &[String]) -> (Vec<BlockLoc>, Vec<S
                 let end = start + extent * block_bytes;
                 let data_start = start + frame.frame_len;
                 let mut entries = Vec::new();
-                for item in Scanner::new(&bytes[data_start..end], data_start as u64) {
+                let seal_at = end - SEAL_BYTES as usize;
+                let seal = match decode_frame(&bytes[seal_at..end]) {
+                    Decoded::Frame(frame) if frame.header.kind == SEAL_KIND => {
+                        Some(Span::of(seal_at, frame.payload.len()))
+                    }
+                    Decoded::Zeroed => None,
+                    other => panic!("{name}: seal of block {index} unreadable: {other:?}"),
+                };
+                for item in Scanner::new(&bytes[data_start..seal_at], data_start as u64) {
                     match item {
                         ScanItem::Frame { offset, frame } => {
                             assert_eq!(frame.header.kind, ENTRY_KIND);
@@ -419,6 +439,7 @@ fn parse(files: &[(String, Vec<u8>)], names: &[String]) -> (Vec<BlockLoc>, Vec<S
                     end,
                     header: Span::of(start, frame.payload.len()),
                     entries,
+                    seal,
                 });
                 index += extent;
             }
@@ -700,19 +721,33 @@ fn run_case(base: &Base, damage: &Damage, verbose: bool, fig: &mut Figures) {
             }
         })
         .collect();
-    let storage = storage_with(&files);
     let mut problems: Vec<(String, String)> = Vec::new();
-    let outcome = catch_unwind(AssertUnwindSafe(|| {
-        check_case(base, &ex, &storage, verbose, fig, &mut problems);
-    }));
-    if let Err(panic) = outcome {
-        fig.panics += 1;
-        let message = panic
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-            .unwrap_or_default();
-        problems.push(("panic".into(), format!("panicked: {message}")));
+    for trust_seals in [false, true] {
+        // Each open writes (cuts, seals): every mode gets its own copy.
+        let storage = storage_with(&files);
+        let mut found: Vec<(String, String)> = Vec::new();
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            check_case(base, &ex, &storage, trust_seals, verbose, fig, &mut found);
+        }));
+        if let Err(panic) = outcome {
+            fig.panics += 1;
+            let message = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                .unwrap_or_default();
+            found.push(("panic".into(), format!("panicked: {message}")));
+        }
+        let mode = if trust_seals {
+            "seals trusted"
+        } else {
+            "scanned"
+        };
+        problems.extend(
+            found
+                .into_iter()
+                .map(|(tag, detail)| (format!("{tag} ({mode})"), detail)),
+        );
     }
     if !problems.is_empty() {
         fig.violating_cases += 1;
@@ -751,17 +786,22 @@ fn finding_kinds(findings: &[Finding]) -> String {
     kinds.join("+")
 }
 
+/// Checks one damaged copy. With `trust_seals`, recovery takes sealed blocks from their seal
+/// records (as a normal open does), and damage in them is met by the reads: every criterion
+/// holds but the reporting of corruption at open. Otherwise recovery scans every block.
 fn check_case(
     base: &Base,
     ex: &Expect,
     storage: &FaultyStorage,
+    trust_seals: bool,
     verbose: bool,
     fig: &mut Figures,
     problems: &mut Vec<(String, String)>,
 ) {
     let model = &base.model;
     let names = &model.names;
-    let first = match open(storage, base.block_bytes) {
+    let scan = !trust_seals;
+    let first = match open(storage, base.block_bytes, scan) {
         Ok(engine) => engine,
         Err(err) => {
             fig.failed_recoveries += 1;
@@ -772,7 +812,7 @@ fn check_case(
     let findings: Vec<Finding> = first.findings().to_vec();
     let before = snapshot(&first, names);
     drop(first);
-    let second = match open(storage, base.block_bytes) {
+    let second = match open(storage, base.block_bytes, scan) {
         Ok(engine) => engine,
         Err(err) => {
             fig.failed_recoveries += 1;
@@ -860,6 +900,8 @@ fn check_case(
     }
     let reported: Vec<&Finding> = findings.iter().filter(|f| f.is_corruption()).collect();
     match &ex.corruption {
+        // Damage inside a trusted sealed block is met by reads, not by recovery.
+        _ if trust_seals => {}
         Some(places) => {
             fig.corruption_expected += 1;
             let names_it = |f: &&Finding| {
@@ -1034,14 +1076,18 @@ fn check_undamaged(base: &Base) {
         .map(|((name, bytes), span)| (name.as_str(), bytes.as_slice(), span.clone()))
         .collect();
     let mut problems = Vec::new();
-    check_case(
-        base,
-        &ex,
-        &storage_with(&files),
-        false,
-        &mut fig,
-        &mut problems,
-    );
+    for trust_seals in [false, true] {
+        let storage = storage_with(&files);
+        check_case(
+            base,
+            &ex,
+            &storage,
+            trust_seals,
+            false,
+            &mut fig,
+            &mut problems,
+        );
+    }
     assert!(
         problems.is_empty() && fig.entries_checked > 0,
         "SEED={}: the undamaged WAL fails the checks: {problems:?}",
@@ -1095,6 +1141,24 @@ fn header_bit_flips(base: &Base, all_name_bits: bool) -> Vec<Damage> {
                     block.topic, block.start,
                 );
                 damages.push(flip(base, label, block.file, at, bit));
+            }
+        }
+        // Seal records: every bit of the frame header and of the first payload field (the
+        // block's first sequence number) of the first blocks; a damaged seal costs a scan.
+        if let Some(seal) = block
+            .seal
+            .filter(|_| block.start < 4 * base.block_bytes + 4096)
+        {
+            for at in seal.start..seal.start + FRAME_HEADER_BYTES + 8 {
+                for bit in 0..8 {
+                    let label = format!(
+                        "seal record t{} {file}@{} byte {} bit {bit}",
+                        block.topic,
+                        seal.start,
+                        at - seal.start
+                    );
+                    damages.push(flip(base, label, block.file, at, bit));
+                }
             }
         }
         for entry in &block.entries {

@@ -20,6 +20,7 @@ mod kill9;
 mod model;
 mod namespaces;
 mod permissions;
+mod seal;
 mod sim_crash;
 mod sizes;
 mod stress;

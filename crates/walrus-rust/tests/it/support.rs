@@ -157,7 +157,13 @@ pub(crate) fn env_on(name: &str) -> bool {
 /// process must not change (`set_var` is `unsafe`).
 pub(crate) fn run_child_test(name: &str, envs: &[(&str, &std::ffi::OsStr)]) {
     let output = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", name, "--ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            name,
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .envs(envs.iter().copied())
         .output()
         .unwrap();

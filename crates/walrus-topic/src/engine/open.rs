@@ -59,10 +59,15 @@ pub(super) fn adopt_files(
 }
 
 /// What the marker files say about how the last instance ended.
-pub(super) fn read_hints(storage: &dyn Storage, read_only: bool) -> Result<Hints> {
+pub(super) fn read_hints(
+    storage: &dyn Storage,
+    read_only: bool,
+    scan_sealed: bool,
+) -> Result<Hints> {
     let names = storage.list()?;
     let hints = Hints {
         read_only,
+        scan_sealed: scan_sealed || read_only,
         poisoned_before: names.iter().any(|n| n == POISON_MARKER_NAME),
         closed_cleanly: names.iter().any(|n| n == CLEAN_MARKER_NAME),
     };
@@ -115,6 +120,7 @@ pub(super) fn build_topics(
         let found = recovered.remove(&name).unwrap_or_else(|| RecoveredTopic {
             blocks: Vec::new(),
             next_seq: cursor.map_or(0, |c| c.cursor.next_seq),
+            unsealed: Vec::new(),
         });
         let topic = position_topic(name.clone(), found, cursor);
         topics.insert(name, Arc::new(topic));

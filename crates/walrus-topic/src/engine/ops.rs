@@ -168,6 +168,24 @@ impl Engine {
         reader.batch_read(self.read_ctx(), &topic, max_bytes, checkpoint, consistency)
     }
 
+    /// [`Self::batch_read`] without a copy or an allocation per entry: each entry goes to
+    /// `sink` as `(sequence number, payload)`, borrowed for the call; returns the count.
+    pub fn batch_read_with(
+        &self,
+        topic: &str,
+        max_bytes: usize,
+        checkpoint: bool,
+        consistency: ReadConsistency,
+        sink: &mut dyn FnMut(u64, &[u8]),
+    ) -> Result<usize> {
+        let Some(topic) = self.topic(topic) else {
+            return Ok(0);
+        };
+        let mut reader = topic.reader.lock();
+        let ctx = self.read_ctx();
+        reader.batch_visit(ctx, &topic, max_bytes, checkpoint, consistency, sink)
+    }
+
     /// Persists the cursor of `topic` now.
     pub(crate) fn persist(&self, topic: &Topic, reader: &mut TopicReader) -> Result<()> {
         reader.persist(self.read_ctx(), topic)

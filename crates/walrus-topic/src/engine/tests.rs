@@ -82,10 +82,14 @@ fn entry_numbered_u64_max_is_not_recovered_and_does_not_panic() {
         let engine = open(&storage);
         engine.append("t", b"a", FsyncSchedule::SyncEach).unwrap();
     }
-    // Replace the first entry by a valid frame carrying the largest sequence number.
+    // Replace the first entry by a valid frame carrying the largest sequence number, and wipe
+    // the block's seal record so that recovery scans it.
     let at = FILE_HEADER_BYTES + block_header_len("t");
     let file = storage.open(&file_name(1)).unwrap();
     file.write_at(at, &frame(ENTRY_KIND, 0, u64::MAX, b"a"))
+        .unwrap();
+    let seal_at = FILE_HEADER_BYTES + 1024 - crate::format::SEAL_BYTES;
+    file.write_at(seal_at, &[0u8; crate::format::SEAL_BYTES as usize])
         .unwrap();
     file.sync().unwrap();
     let engine = open(&storage);

@@ -12,7 +12,7 @@ use super::{
     Finding, FindingKind, Hints, RecoveredTopic, RecoveryReport,
     scan::{ScannedBlock, settle_gaps},
 };
-use crate::{Result, block::Block, format::topic_tag};
+use crate::{Result, block::Block, format::topic_tag, seal::SealSummary};
 
 /// A topic's blocks sorted out: `all` is the blocks wholly behind the durable cursor (the
 /// first `behind`: consumed in an earlier run, their files not yet deleted; gaps between them
@@ -235,6 +235,7 @@ fn cut_and_adopt(
     let mut topic = RecoveredTopic {
         blocks: Vec::new(),
         next_seq: data_end.max(cursor.unwrap_or(0)),
+        unsealed: Vec::new(),
     };
     for (index, block) in s.all.into_iter().enumerate() {
         let end = block.progress.end;
@@ -250,16 +251,35 @@ fn cut_and_adopt(
             rewrite(&block.extent, end)?;
             remember(touched, block.extent.file());
         }
-        topic.blocks.push(Arc::new(Block::new(
+        let summary = summary_of(&block);
+        let adopted = Arc::new(Block::new(
             block.extent,
             block.first_seq,
             block.data_start,
             tag,
             end,
             true,
-        )));
+        ));
+        if !block.sealed {
+            topic.unsealed.push((Arc::clone(&adopted), summary));
+        }
+        topic.blocks.push(adopted);
     }
     Ok(topic)
+}
+
+/// The seal summary of a block as recovery keeps it.
+fn summary_of(block: &ScannedBlock) -> SealSummary {
+    let p = block.progress;
+    SealSummary {
+        first_seq: block.first_seq,
+        end: p.end,
+        next_seq: p.next_seq,
+        complete_end: p.complete_end,
+        complete_next_seq: p.complete_next_seq,
+        any_complete: p.any_complete,
+        max_claim: block.max_claim,
+    }
 }
 
 /// Zeroes what lies after a block's last kept entry, reporting a torn write (or, after a

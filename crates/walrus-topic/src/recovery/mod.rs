@@ -34,6 +34,9 @@ use crate::{Result, block::Block};
 pub(crate) struct RecoveredTopic {
     pub(crate) blocks: Vec<Arc<Block>>,
     pub(crate) next_seq: u64,
+    /// Blocks recovery scanned (they had no valid seal), with the summary for their seal,
+    /// which the open writes once its sync has made them durable.
+    pub(crate) unsealed: Vec<(Arc<Block>, crate::seal::SealSummary)>,
 }
 
 /// What recovery found, for logs, stats and `walrus-ctl verify`.
@@ -60,6 +63,8 @@ pub(crate) struct Hints {
     /// The last instance closed cleanly after a successful sync: all data was durable, so
     /// every hole is damage and a damaged tail is corruption, not a torn write.
     pub(crate) closed_cleanly: bool,
+    /// Scan every block's data, even where a seal record says where its entries end.
+    pub(crate) scan_sealed: bool,
 }
 
 /// Scans `files`, adopts their live extents, cuts torn tails and partial batches durably, and
@@ -76,7 +81,7 @@ pub(crate) fn recover(
     let mut scanned: HashMap<String, Vec<scan::ScannedBlock>> = HashMap::new();
     let mut buf = Vec::new();
     for recovered in files {
-        for block in scan::scan_file(&recovered.file, &mut buf, &mut report)? {
+        for block in scan::scan_file(&recovered.file, &mut buf, hints, &mut report)? {
             scanned.entry(block.topic.clone()).or_default().push(block);
         }
     }

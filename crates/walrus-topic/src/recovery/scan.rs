@@ -11,8 +11,8 @@ use super::{Finding, FindingKind, RecoveryReport};
 use crate::{
     Result,
     format::{
-        BLOCK_HEADER_KIND, FLAG_BATCH, FLAG_BATCH_END, TOPIC_NAME_BYTES_MAX, decode_claim,
-        topic_tag,
+        BLOCK_HEADER_KIND, FLAG_BATCH, FLAG_BATCH_END, SEAL_BYTES, TOPIC_NAME_BYTES_MAX,
+        decode_claim, topic_tag,
     },
 };
 
@@ -55,6 +55,8 @@ pub(super) struct ScannedBlock {
     pub(super) scanned_end: u64,
     /// Offset after the last non-zero byte of the extent.
     pub(super) dirty_end: u64,
+    /// Whether a seal record described the block (else it was scanned).
+    pub(super) sealed: bool,
     /// The file, for findings.
     pub(super) path: PathBuf,
 }
@@ -75,6 +77,7 @@ const HEADER_PROBE_BYTES: usize = walrus_storage::frame_len(TOPIC_NAME_BYTES_MAX
 pub(super) fn scan_file(
     file: &Arc<SegmentFile>,
     buf: &mut Vec<u8>,
+    hints: super::Hints,
     report: &mut RecoveryReport,
 ) -> Result<Vec<ScannedBlock>> {
     let Some(segment) = file.segment() else {
@@ -123,10 +126,32 @@ pub(super) fn scan_file(
             continue;
         };
         let data_start = header.frame_len as u64;
+        let first_seq = header.header.seq;
+        let sealed = if hints.scan_sealed {
+            None
+        } else {
+            sealed_block(
+                segment.as_ref(),
+                &extent,
+                &name,
+                first_seq,
+                data_start,
+                segment.path(),
+            )?
+        };
+        if let Some(block) = sealed {
+            // Its seal says where its entries end: nothing of its data is read.
+            blocks.push(block);
+            index += extent_blocks;
+            continue;
+        }
+        // The seal region at the extent's end is never data: a damaged or torn seal is not a
+        // torn tail, just a block without a seal.
+        let data_end = extent.len().saturating_sub(SEAL_BYTES).max(data_start);
         let len = read_used_part(
             segment.as_ref(),
             extent.offset() + data_start,
-            (extent.len() - data_start) as usize,
+            (data_end - data_start) as usize,
             buf,
         )?;
         blocks.push(scan_block(
@@ -141,6 +166,47 @@ pub(super) fn scan_file(
         index += extent_blocks;
     }
     Ok(blocks)
+}
+
+/// The block as its seal record describes it, if it has a valid one (`seal.rs`).
+fn sealed_block(
+    segment: &dyn walrus_storage::Segment,
+    extent: &Arc<Extent>,
+    topic: &str,
+    first_seq: u64,
+    data_start: u64,
+    path: &std::path::Path,
+) -> Result<Option<ScannedBlock>> {
+    let len = extent.len();
+    if len < data_start + SEAL_BYTES {
+        return Ok(None);
+    }
+    let mut bytes = [0u8; SEAL_BYTES as usize];
+    segment.read_at(extent.offset() + len - SEAL_BYTES, &mut bytes)?;
+    let capacity = len - SEAL_BYTES;
+    let tag = topic_tag(topic);
+    let Some(seal) = crate::seal::decode(&bytes, tag, first_seq, data_start, capacity) else {
+        return Ok(None);
+    };
+    Ok(Some(ScannedBlock {
+        extent: Arc::clone(extent),
+        topic: topic.to_owned(),
+        first_seq,
+        data_start,
+        progress: Progress {
+            end: seal.end,
+            next_seq: seal.next_seq,
+            complete_end: seal.complete_end,
+            complete_next_seq: seal.complete_next_seq,
+            any_complete: seal.any_complete,
+        },
+        gaps: Vec::new(),
+        max_claim: seal.max_claim,
+        scanned_end: seal.end,
+        dirty_end: seal.end,
+        sealed: true,
+        path: path.to_path_buf(),
+    }))
 }
 
 /// Counts, logs and reports a block header that cannot be used; the block is skipped.
@@ -222,6 +288,7 @@ fn scan_block(
         gaps: Vec::new(),
         max_claim: 0,
         scanned_end: data_start,
+        sealed: false,
         path: path.to_path_buf(),
         dirty_end: data_start
             + buf

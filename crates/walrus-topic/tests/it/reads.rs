@@ -149,3 +149,39 @@ fn a_damaged_entry_is_skipped_counted_and_the_next_one_returned() {
     assert_eq!(firsts, vec![0, 1, 2, 3, 5, 6, 7, 8, 9]);
     assert!(engine.stats().corrupt_entries >= 1);
 }
+
+#[test]
+fn batch_read_with_hands_out_the_same_entries_as_batch_read_without_copies() {
+    let storage = MemStorage::new();
+    let engine = open_mem(&storage, 4096);
+    let schedule = walrus_topic::FsyncSchedule::NoFsync;
+    for i in 0..300 {
+        engine.append("t", &payload(i), schedule).unwrap();
+    }
+    let mut got: Vec<(u64, Vec<u8>)> = Vec::new();
+    loop {
+        let mut bytes = 0;
+        let mut first = true;
+        let n = engine
+            .batch_read_with("t", 2000, true, STRICT, &mut |seq, p| {
+                assert!(first || bytes + p.len() <= 2000, "within the budget");
+                first = false;
+                bytes += p.len();
+                got.push((seq, p.to_vec()));
+            })
+            .unwrap();
+        if n == 0 {
+            break;
+        }
+    }
+    assert_eq!(got.len(), 300);
+    assert!(
+        got.iter()
+            .enumerate()
+            .all(|(i, (seq, p))| *seq == i as u64 && *p == payload(i as u64))
+    );
+    assert!(
+        engine.read_next("t", false, STRICT).unwrap().is_none(),
+        "the cursor moved"
+    );
+}
