@@ -39,39 +39,45 @@ const CI: Scale = Scale {
 
 pub(crate) fn reliability(ci: bool) -> Result<(), String> {
     let scale = if ci { CI } else { FULL };
+    let envs = [
+        ("SIM_CYCLES", scale.sim_seeds),
+        ("KILL_CYCLES", scale.kill_cycles),
+        ("UPGRADE_KILL_CYCLES", scale.upgrade_kill_cycles),
+        ("STRESS_APPENDS", scale.stress_appends),
+        ("MODEL_CASES", scale.model_cases),
+        ("FS_SHUTDOWN_CYCLES", scale.fs_shutdown_cycles),
+        ("CORPUS_FULL", scale.full),
+        ("INJECT_FULL", scale.full),
+        ("WALRUS_QUIET", "1"),
+    ];
     // Release mode, one test at a time: the simulator and the kill loop each want both cores.
-    run(
-        "cargo",
-        &[
+    // The engine-level suites (power-loss simulator, corruption corpus, fault injection, seal
+    // records) are walrus-topic's; real processes and file systems are walrus-rust's.
+    let suites: [(&str, &[&str]); 2] = [
+        (
+            "walrus-topic",
+            &["sim_crash", "corruption_corpus", "inject", "seal::"],
+        ),
+        (
+            "walrus-rust@0.3",
+            &["kill9_", "stress_", "model_", "fs_shutdown"],
+        ),
+    ];
+    for (package, filters) in suites {
+        let mut args = vec![
             "test",
             "--release",
             "-p",
-            "walrus-rust@0.3",
+            package,
             "--test",
             "it",
             "--",
             "--test-threads=1",
             "--nocapture",
-            "sim_crash",
-            "kill9_",
-            "stress_",
-            "corruption_corpus",
-            "inject",
-            "model_",
-            "fs_shutdown",
-        ],
-        &[
-            ("SIM_CYCLES", scale.sim_seeds),
-            ("KILL_CYCLES", scale.kill_cycles),
-            ("UPGRADE_KILL_CYCLES", scale.upgrade_kill_cycles),
-            ("STRESS_APPENDS", scale.stress_appends),
-            ("MODEL_CASES", scale.model_cases),
-            ("FS_SHUTDOWN_CYCLES", scale.fs_shutdown_cycles),
-            ("CORPUS_FULL", scale.full),
-            ("INJECT_FULL", scale.full),
-            ("WALRUS_QUIET", "1"),
-        ],
-    )?;
+        ];
+        args.extend_from_slice(filters);
+        run("cargo", &args, &envs)?;
+    }
     // CI runs the loom models already (`make test`); the full run includes them.
     if ci { Ok(()) } else { loom() }
 }

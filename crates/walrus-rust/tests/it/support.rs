@@ -147,11 +147,6 @@ pub(crate) fn seed_from_env() -> u64 {
         })
 }
 
-/// Whether the environment variable `name` is set to something other than `0` or empty.
-pub(crate) fn env_on(name: &str) -> bool {
-    std::env::var(name).is_ok_and(|v| !v.is_empty() && v != "0")
-}
-
 /// Runs the (ignored) test `name` of this binary in a child process with `envs` set, and fails
 /// with its output if it fails. For tests that need the process environment, which this
 /// process must not change (`set_var` is `unsafe`).
