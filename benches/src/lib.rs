@@ -1,8 +1,10 @@
 //! Shared code of the Walrus benchmarks: payloads, latency histograms, the `Wal` trait over
 //! Walrus and its peers, and the throughput harness's workloads, runner, report and plots.
+#![forbid(unsafe_code)]
 
 pub mod hist;
 pub mod machine;
+pub mod migrate;
 pub mod payload;
 pub mod plot;
 pub mod report;

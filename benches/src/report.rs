@@ -35,6 +35,10 @@ pub const COLUMNS: &[&str] = &[
     "overwrite_ops_per_s",
     "fsyncs",
     "files",
+    "disk_mb_per_s",
+    "import_vs_disk",
+    "fill_secs",
+    "fill_mb_per_s",
     "cdf",
     "error",
 ];
@@ -150,6 +154,10 @@ pub fn table(rows: &[Fields]) -> String {
     for g in groups {
         let section: Vec<&Fields> = rows.iter().filter(|r| field(r, "group") == g).collect();
         let _ = writeln!(out, "\n{g}");
+        if section.iter().any(|r| field(r, "workload") == "migrate") {
+            crate::migrate::table_section(&mut out, &section);
+            continue;
+        }
         // The default backend if it ran, else whichever walrus backend did (BACKEND=mmap).
         let reference = section
             .iter()
@@ -414,6 +422,7 @@ pub fn goals(rows: &[Fields]) -> Vec<Goal> {
             ratio(oo, ow)
         ),
     ));
+    out.extend(crate::migrate::goal(rows));
     out
 }
 

@@ -285,6 +285,14 @@ fn parse_tick(rest: &str) -> Option<Tick> {
 
 fn summary(group: &str, label: &str, row: &Fields) -> String {
     let num = |k: &str| row.get(k).and_then(|v| v.parse::<f64>().ok());
+    if let Some(disk) = num("disk_mb_per_s") {
+        return format!(
+            "{group:<28} {label}: import {:.1} MB/s, {} entries/s, disk {disk:.1} MB/s, {:.2}x",
+            num("mb_per_s").unwrap_or(0.0),
+            si(num("ops_per_s").unwrap_or(0.0)),
+            num("import_vs_disk").unwrap_or(0.0),
+        );
+    }
     if let Some(ms) = num("reopen_ms") {
         return format!(
             "{group:<28} {label}: reopen {ms:.1} ms, disk/payload {:.2}",

@@ -8,9 +8,7 @@
 use std::{
     collections::BTreeMap,
     fmt,
-    fs::{File, OpenOptions},
-    io::Write,
-    os::unix::fs::{FileExt, MetadataExt},
+    os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
     str::FromStr,
     sync::{
@@ -54,6 +52,10 @@ pub enum Workload {
     Fdatasync,
     /// The disk's limit: buffered sequential writes of 1 MiB.
     SeqWrite,
+    /// walrus-rust 0.2.0 writes `bytes` over `topics`, Walrus imports it on open (`migrate`).
+    Migrate,
+    /// The 0.2.0 writer of [`Workload::Migrate`], in a process of its own.
+    MigrateFill,
 }
 
 const WORKLOADS: &[(Workload, &str)] = &[
@@ -65,6 +67,8 @@ const WORKLOADS: &[(Workload, &str)] = &[
     (Workload::Reopen, "reopen"),
     (Workload::Fdatasync, "fdatasync"),
     (Workload::SeqWrite, "seq-write"),
+    (Workload::Migrate, "migrate"),
+    (Workload::MigrateFill, "migrate-fill"),
 ];
 
 impl fmt::Display for Workload {
@@ -227,11 +231,11 @@ impl Drop for Monitor {
 
 /// What one timed phase produced.
 #[derive(Debug, Default)]
-struct Phase {
-    ops: u64,
-    bytes: u64,
-    elapsed: Duration,
-    hist: Histogram,
+pub(crate) struct Phase {
+    pub(crate) ops: u64,
+    pub(crate) bytes: u64,
+    pub(crate) elapsed: Duration,
+    pub(crate) hist: Histogram,
 }
 
 /// Runs `body(thread, slot, deadline)` on `threads` threads released together; each returns
@@ -476,6 +480,8 @@ pub fn run(p: &Params) -> Result<Fields> {
             phase_fields(&mut fields, &best);
         }
         Workload::SeqWrite => phase_fields(&mut fields, &seq_write(&p.dir, p.duration)?),
+        Workload::Migrate => fields = crate::migrate::run(p)?,
+        Workload::MigrateFill => fields = crate::migrate::fill(p)?,
         Workload::Append => {
             let wal = wal::open(&p.system, &p.dir, p.sync, p.threads)?;
             let wal = wal.as_ref();
@@ -544,153 +550,9 @@ pub fn run(p: &Params) -> Result<Fields> {
     Ok(fields)
 }
 
-/// 4 KiB written and fdatasynced in a loop: the most durable appends per second the disk
-/// gives one writer. `overwrite` rewrites one block that is already written and synced, so
-/// each fdatasync flushes data only; otherwise the file grows by 4 KiB each time.
-fn fdatasync_rate(dir: &Path, duration: Duration, overwrite: bool) -> Result<Phase> {
-    std::fs::create_dir_all(dir)?;
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .read(true)
-        .write(true)
-        .open(dir.join(if overwrite {
-            "overwrite.bin"
-        } else {
-            "append.bin"
-        }))?;
-    let block = [0x5au8; 4096];
-    if overwrite {
-        file.write_all_at(&block, 0)?;
-        file.sync_all()?;
-    }
-    let mut hist = Histogram::new();
-    let start = Instant::now();
-    let deadline = start + duration;
-    let mut prev = start;
-    let mut ops = 0u64;
-    loop {
-        let at = if overwrite { 0 } else { ops * 4096 };
-        file.write_all_at(&block, at)?;
-        file.sync_data()?;
-        let now = Instant::now();
-        hist.record((now - prev).as_nanos() as u64);
-        prev = now;
-        ops += 1;
-        if now >= deadline {
-            break;
-        }
-    }
-    Ok(Phase {
-        ops,
-        bytes: ops * 4096,
-        elapsed: start.elapsed(),
-        hist,
-    })
-}
+mod disk;
 
-/// Buffered sequential writes of 1 MiB to a new file: what the page cache and write path take
-/// without any sync (the file wraps at 2 GiB to bound the dirty memory).
-///
-/// A first, untimed 1 GiB file is written and deleted: in a virtual machine the first touch of
-/// guest memory is far slower than reusing a freed page-cache page, and every later cell runs
-/// on memory that earlier cells have touched.
-fn seq_write(dir: &Path, duration: Duration) -> Result<Phase> {
-    const CHUNK: usize = 1 << 20;
-    const WRAP: u64 = 2 << 30;
-    std::fs::create_dir_all(dir)?;
-    let chunk = {
-        let mut p = Payloads::fixed(CHUNK, 3);
-        p.one().to_vec()
-    };
-    {
-        let warm = dir.join("warm.bin");
-        let mut file = File::create(&warm)?;
-        for _ in 0..1024 {
-            file.write_all(&chunk)?;
-        }
-        drop(file);
-        std::fs::remove_file(&warm)?;
-    }
-    let mut file = File::create(dir.join("seq.bin"))?;
-    let mut hist = Histogram::new();
-    let start = Instant::now();
-    let deadline = start + duration;
-    let mut prev = start;
-    let mut written = 0u64;
-    loop {
-        if written > 0 && written.is_multiple_of(WRAP) {
-            use std::io::Seek;
-            file.seek(std::io::SeekFrom::Start(0))?;
-        }
-        file.write_all(&chunk)?;
-        written += CHUNK as u64;
-        let now = Instant::now();
-        hist.record((now - prev).as_nanos() as u64);
-        prev = now;
-        if now >= deadline {
-            break;
-        }
-    }
-    Ok(Phase {
-        ops: written / CHUNK as u64,
-        bytes: written,
-        elapsed: start.elapsed(),
-        hist,
-    })
-}
+use disk::{fdatasync_rate, seq_write};
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn params_round_trip() {
-        let p = Params {
-            system: "walrus".into(),
-            workload: Workload::ReadBatch,
-            threads: 3,
-            sync: SyncMode::Interval(200),
-            duration: Duration::from_millis(1500),
-            batch: 256,
-            bytes: 1 << 20,
-            topics: 4,
-            dir: "/tmp/x".into(),
-        };
-        let q = Params::parse(&p.to_args()).unwrap();
-        assert_eq!(q.workload, Workload::ReadBatch);
-        assert_eq!(q.sync, SyncMode::Interval(200));
-        assert_eq!(q.duration, p.duration);
-        assert_eq!(q.dir, p.dir);
-    }
-
-    #[test]
-    fn small_workloads_run() {
-        let dir = tempfile::tempdir().unwrap();
-        for (workload, threads) in [
-            (Workload::Append, 2),
-            (Workload::Batch, 1),
-            (Workload::ReadBatch, 2),
-            (Workload::ReadNext, 2),
-            (Workload::Reopen, 1),
-            (Workload::WriteThenRead, 1),
-        ] {
-            let p = Params {
-                system: "walrus".into(),
-                workload,
-                threads,
-                sync: SyncMode::Never,
-                duration: Duration::from_millis(50),
-                batch: 8,
-                bytes: 256 << 10,
-                topics: 3,
-                dir: dir.path().join(workload.to_string()),
-            };
-            let f = run(&p).unwrap();
-            assert!(
-                f.contains_key("ops") || f.contains_key("reopen_ms"),
-                "{workload}"
-            );
-        }
-    }
-}
+mod tests;

@@ -10,6 +10,9 @@
 //! - [`check_dir`]: the checks run on every directory: open read-only (which must not write),
 //!   open normally twice (the second recovery must find what the first did), read everything
 //!   with `read_from`, `read_next` and `batch_read`, append, and open a third time.
+//! - [`v020`]: the input and the checks of the walrus-rust 0.2.0 reader's target.
+
+pub mod v020;
 
 use std::{collections::BTreeMap, sync::Arc};
 
@@ -76,6 +79,8 @@ pub fn config_with_blocks(read_only: bool, block_bytes: u64) -> EngineConfig {
         read_only,
         file_mode: walrus_storage::DEFAULT_FILE_MODE,
         import: Default::default(),
+        // Fields added later take what `Walrus::build` uses.
+        ..EngineConfig::default()
     }
 }
 
@@ -323,7 +328,7 @@ impl DirImage {
 
 /// Stretches of `bytes` that hold non-zero bytes, joined across runs of fewer than 64 zeros
 /// and cut at 64 KiB (a chunk's length is a u16).
-fn nonzero_stretches(bytes: &[u8]) -> Vec<(usize, usize)> {
+pub fn nonzero_stretches(bytes: &[u8]) -> Vec<(usize, usize)> {
     const GAP: usize = 64;
     const CHUNK_MAX: usize = u16::MAX as usize;
     let mut out: Vec<(usize, usize)> = Vec::new();

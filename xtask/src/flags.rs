@@ -6,7 +6,7 @@ commands:
   bench [OPTIONS]            the throughput harness: Walrus against its peers, a table with
                              ratios, CSV and PNG plots under target/bench-results/
                              (--quick, the default, takes about 3 minutes on 2 cores)
-  bench writes|reads|scaling|batch-scaling
+  bench writes|reads|scaling|batch-scaling|migrate
                              the seed load tests (env FSYNC, THREADS, WALRUS_DURATION,
                              WALRUS_BATCH_SIZE, BACKEND, SYSTEMS)
   bench show suite|writes|reads|scaling|batch-scaling
@@ -74,7 +74,7 @@ pub(crate) struct Bench {
     pub(crate) harness: Vec<String>,
 }
 
-const SEEDS: &[&str] = &["writes", "reads", "scaling", "batch-scaling"];
+const SEEDS: &[&str] = &["writes", "reads", "scaling", "batch-scaling", "migrate"];
 
 impl Command {
     pub(crate) fn parse(args: &[String]) -> Result<Self, String> {

@@ -3,12 +3,14 @@
 //! ```text
 //! harness suite [--quick|--full] [--systems a,b] [--out DIR] [--tmp DIR]
 //! harness writes|reads|scaling|batch-scaling [--quick|--full] [--systems a,b] [--out DIR]
+//! harness migrate [--out DIR] [--tmp DIR]   (the 0.2.0 import cell of the suite alone)
 //! harness show suite|writes|reads|scaling|batch-scaling [--out DIR]
 //! harness child key=value...   (internal: one cell, prints TICK and RESULT lines)
 //! ```
 //!
 //! The seed workloads read `FSYNC`, `THREADS`, `WALRUS_DURATION`, `WALRUS_BATCH_SIZE`,
 //! `BACKEND` and `SYSTEMS` from the environment, like the 0.2.0 load tests they replace.
+#![forbid(unsafe_code)]
 
 use std::{
     env,
@@ -19,7 +21,7 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 use walrus_benches::{
-    machine,
+    machine, migrate,
     plot::{self, Panel, Series},
     report::{self, num},
     suite::{Cell, Outcome, Runner, result_line},
@@ -186,6 +188,7 @@ fn suite_cells(opts: &Options) -> Vec<Cell> {
                 .fill(fill, 100),
         );
     }
+    cells.extend(migrate::cells(&opts.systems));
     cells
 }
 
@@ -553,6 +556,7 @@ fn run(args: &[String]) -> Result<()> {
         }),
         "suite" => suite(&parse_options(&args[1..])?),
         "writes" | "reads" | "scaling" | "batch-scaling" => seed(cmd, &parse_options(&args[1..])?),
+        "migrate" => migrate::alone(&runner(&parse_options(&args[1..])?, Vec::new())?),
         "show" => {
             let kind = args
                 .get(1)

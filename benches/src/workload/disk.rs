@@ -1,0 +1,111 @@
+//! What the disk itself does, measured in the same run as the logs: the fdatasync rate of one
+//! writer and buffered sequential write bandwidth.
+
+use std::{
+    fs::{File, OpenOptions},
+    io::Write,
+    os::unix::fs::FileExt,
+    path::Path,
+    time::{Duration, Instant},
+};
+
+use anyhow::Result;
+
+use super::Phase;
+use crate::{hist::Histogram, payload::Payloads};
+
+/// 4 KiB written and fdatasynced in a loop: the most durable appends per second the disk
+/// gives one writer. `overwrite` rewrites one block that is already written and synced, so
+/// each fdatasync flushes data only; otherwise the file grows by 4 KiB each time.
+pub(super) fn fdatasync_rate(dir: &Path, duration: Duration, overwrite: bool) -> Result<Phase> {
+    std::fs::create_dir_all(dir)?;
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(dir.join(if overwrite {
+            "overwrite.bin"
+        } else {
+            "append.bin"
+        }))?;
+    let block = [0x5au8; 4096];
+    if overwrite {
+        file.write_all_at(&block, 0)?;
+        file.sync_all()?;
+    }
+    let mut hist = Histogram::new();
+    let start = Instant::now();
+    let deadline = start + duration;
+    let mut prev = start;
+    let mut ops = 0u64;
+    loop {
+        let at = if overwrite { 0 } else { ops * 4096 };
+        file.write_all_at(&block, at)?;
+        file.sync_data()?;
+        let now = Instant::now();
+        hist.record((now - prev).as_nanos() as u64);
+        prev = now;
+        ops += 1;
+        if now >= deadline {
+            break;
+        }
+    }
+    Ok(Phase {
+        ops,
+        bytes: ops * 4096,
+        elapsed: start.elapsed(),
+        hist,
+    })
+}
+
+/// Buffered sequential writes of 1 MiB to a new file: what the page cache and write path take
+/// without any sync (the file wraps at 2 GiB to bound the dirty memory).
+///
+/// A first, untimed 1 GiB file is written and deleted: in a virtual machine the first touch of
+/// guest memory is far slower than reusing a freed page-cache page, and every later cell runs
+/// on memory that earlier cells have touched.
+pub(super) fn seq_write(dir: &Path, duration: Duration) -> Result<Phase> {
+    const CHUNK: usize = 1 << 20;
+    const WRAP: u64 = 2 << 30;
+    std::fs::create_dir_all(dir)?;
+    let chunk = {
+        let mut p = Payloads::fixed(CHUNK, 3);
+        p.one().to_vec()
+    };
+    {
+        let warm = dir.join("warm.bin");
+        let mut file = File::create(&warm)?;
+        for _ in 0..1024 {
+            file.write_all(&chunk)?;
+        }
+        drop(file);
+        std::fs::remove_file(&warm)?;
+    }
+    let mut file = File::create(dir.join("seq.bin"))?;
+    let mut hist = Histogram::new();
+    let start = Instant::now();
+    let deadline = start + duration;
+    let mut prev = start;
+    let mut written = 0u64;
+    loop {
+        if written > 0 && written.is_multiple_of(WRAP) {
+            use std::io::Seek;
+            file.seek(std::io::SeekFrom::Start(0))?;
+        }
+        file.write_all(&chunk)?;
+        written += CHUNK as u64;
+        let now = Instant::now();
+        hist.record((now - prev).as_nanos() as u64);
+        prev = now;
+        if now >= deadline {
+            break;
+        }
+    }
+    Ok(Phase {
+        ops: written / CHUNK as u64,
+        bytes: written,
+        elapsed: start.elapsed(),
+        hist,
+    })
+}
