@@ -23,11 +23,11 @@ mod journal;
 use std::{
     fs,
     path::{Path, PathBuf},
-    sync::Arc,
+    sync::{Arc, mpsc},
     time::Instant,
 };
 
-use walrus_v020::{Damage, LegacyDir, format as v020};
+use walrus_v020::{Damage, LegacyDir, OwnedBlock, format as v020};
 
 use crate::{
     Engine, Error, FsyncSchedule, Result,
@@ -194,20 +194,19 @@ pub(crate) fn import_on_open(engine: &Engine) -> Result<Vec<Finding>> {
         }
     };
     let mut findings: Vec<Finding> = legacy.damage().iter().map(finding).collect();
-    let mut progress = ImportProgress::default();
-    let mut topics = 0u64;
-    for topic in legacy.topics() {
-        let Some(&first) = journal.bases.get(topic) else {
+    let names: Vec<&str> = legacy.topics().collect();
+    let mut firsts = Vec::with_capacity(names.len());
+    for topic in &names {
+        let Some(&first) = journal.bases.get(*topic) else {
             return Err(Error::BadImportJournal {
                 path: dir.join(crate::format::IMPORT_JOURNAL_NAME),
                 reason: format!("topic {topic:?} of the 0.2.0 files is not in the journal"),
             });
         };
-        let already = next_seq(engine, topic).saturating_sub(first);
-        progress.topic = topic.to_owned();
-        import_topic(engine, &legacy, already, &mut progress, &mut findings)?;
-        topics += 1;
+        firsts.push(first);
     }
+    let progress = import_topics(engine, &legacy, &names, &firsts, &mut findings)?;
+    let topics = names.len() as u64;
     engine.flush()?;
     move_files(&dir, &dest, &journal.files, engine.config.file_mode)?;
     Journal::remove(&dir)?;
@@ -258,35 +257,65 @@ fn next_seq(engine: &Engine, topic: &str) -> u64 {
     engine.topic(topic).map_or(0, |t| t.writer.lock().next_seq)
 }
 
-/// Appends the pending entries of `progress.topic`, after the first `already`.
-fn import_topic(
+/// Appends the pending entries of every topic, each after the entries an interrupted import
+/// already appended (`next_seq - first`). A second thread reads and verifies the 0.2.0
+/// blocks (FNV-1a over every payload) while this one appends the previous block.
+fn import_topics(
     engine: &Engine,
     legacy: &LegacyDir,
-    mut already: u64,
-    progress: &mut ImportProgress,
+    names: &[&str],
+    firsts: &[u64],
     findings: &mut Vec<Finding>,
-) -> Result<()> {
-    let topic = progress.topic.clone();
-    let mut reader = legacy.pending(&topic);
-    while let Some(block) = reader.next_block()? {
-        findings.extend(block.damage.iter().map(finding));
-        let batch: Vec<&[u8]> = block.entries().map(|(_, payload)| payload).collect();
-        let skip = usize::try_from(already)
-            .unwrap_or(usize::MAX)
-            .min(batch.len());
-        already -= skip as u64;
-        for chunk in batch[skip..].chunks(BATCH_ENTRIES_MAX) {
-            // NoFsync: one sync covers the whole import (step 3); a crash before it loses
-            // only whole batches, which a resumed import appends again.
-            engine.batch_append(&topic, chunk, FsyncSchedule::NoFsync)?;
-            progress.entries += chunk.len() as u64;
-            progress.bytes += chunk.iter().map(|e| e.len() as u64).sum::<u64>();
+) -> Result<ImportProgress> {
+    let mut progress = ImportProgress::default();
+    std::thread::scope(|scope| {
+        let (blocks, arriving) = mpsc::sync_channel::<walrus_v020::Result<(usize, OwnedBlock)>>(2);
+        let (spent, returned) = mpsc::channel::<Vec<u8>>();
+        scope.spawn(move || {
+            for (index, topic) in names.iter().enumerate() {
+                let mut reader = legacy.pending(topic);
+                loop {
+                    while let Ok(buf) = returned.try_recv() {
+                        reader.recycle(buf);
+                    }
+                    let next = match reader.next_owned() {
+                        Ok(Some(block)) => Ok((index, block)),
+                        Ok(None) => break,
+                        Err(err) => Err(err),
+                    };
+                    let failed = next.is_err();
+                    // A closed channel: the appender failed and stopped.
+                    if blocks.send(next).is_err() || failed {
+                        return;
+                    }
+                }
+            }
+        });
+        let mut already: Vec<Option<u64>> = vec![None; names.len()];
+        for message in arriving {
+            let (index, block) = message?;
+            let topic = names[index];
+            let skip = already[index]
+                .get_or_insert_with(|| next_seq(engine, topic).saturating_sub(firsts[index]));
+            findings.extend(block.damage.iter().map(finding));
+            let batch: Vec<&[u8]> = block.entries().map(|(_, payload)| payload).collect();
+            let skipped = usize::try_from(*skip).unwrap_or(usize::MAX).min(batch.len());
+            *skip -= skipped as u64;
+            for chunk in batch[skipped..].chunks(BATCH_ENTRIES_MAX) {
+                // NoFsync: one sync covers the whole import (step 3); a crash before it loses
+                // only whole batches, which a resumed import appends again.
+                engine.batch_append(topic, chunk, FsyncSchedule::NoFsync)?;
+                progress.entries += chunk.len() as u64;
+                progress.bytes += chunk.iter().map(|e| e.len() as u64).sum::<u64>();
+            }
+            progress.topic = topic.to_owned();
+            if let Some(hook) = &engine.config.import.progress {
+                (hook.0)(&progress);
+            }
+            let _ = spent.send(block.into_buffer());
         }
-        if let Some(hook) = &engine.config.import.progress {
-            (hook.0)(progress);
-        }
-    }
-    Ok(())
+        Ok(progress)
+    })
 }
 
 /// Moves the files still in `dir` into `dest` (created owner-only), then syncs both.
