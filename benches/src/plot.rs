@@ -222,6 +222,32 @@ pub fn threads_panel(title: &str, rows: &[&Fields], y_key: &str, y_label: &str) 
     }
 }
 
+/// A value against the data written before it (`fill_bytes`, in GiB on a log axis), one line
+/// per system: how a cost grows with the data set.
+pub fn size_panel(title: &str, rows: &[&Fields], y_key: &str, y_label: &str) -> Panel {
+    let series = systems(rows)
+        .into_iter()
+        .map(|s| {
+            let mut points: Vec<(f64, f64)> = rows
+                .iter()
+                .filter(|r| field(r, "system") == s && !r.contains_key("error"))
+                .filter_map(|r| Some((num(r, "fill_bytes")? / (1u64 << 30) as f64, num(r, y_key)?)))
+                .collect();
+            points.sort_by(|a, b| a.0.total_cmp(&b.0));
+            Series { name: s, points }
+        })
+        .filter(|s| !s.points.is_empty())
+        .collect();
+    Panel {
+        title: title.to_owned(),
+        x_label: "data written (GiB, log)".into(),
+        y_label: y_label.to_owned(),
+        x_log: true,
+        y_log: true,
+        series,
+    }
+}
+
 /// Latency CDF (from each row's `cdf` field), one line per system.
 pub fn cdf_panel(title: &str, rows: &[&Fields]) -> Panel {
     let series = rows

@@ -295,7 +295,8 @@ fn summary(group: &str, label: &str, row: &Fields) -> String {
     }
     if let Some(ms) = num("reopen_ms") {
         return format!(
-            "{group:<28} {label}: reopen {ms:.1} ms, disk/payload {:.2}",
+            "{group:<28} {label}: reopen {ms:.1} ms (open {:.1} ms), disk/payload {:.2}",
+            num("open_ms").unwrap_or(0.0),
             num("disk_per_payload").unwrap_or(0.0)
         );
     }

@@ -18,7 +18,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow};
 
 use crate::{
     hist::Histogram,
@@ -26,10 +26,6 @@ use crate::{
     wal::{self, SyncMode, Wal},
 };
 
-/// Batch size used to fill a log before a read or reopen measurement.
-const FILL_BATCH: usize = 256;
-/// A read phase that ends when the data does (an `Instant` cannot hold `Duration::MAX`).
-const NO_LIMIT: Duration = Duration::from_secs(86_400);
 /// The cap for batch reads.
 pub const READ_BATCH_BYTES: usize = 10 << 20;
 
@@ -44,9 +40,12 @@ pub enum Workload {
     ReadBatch,
     /// Fill `bytes` over `topics` topics, then read everything back with `read_next`.
     ReadNext,
+    /// Like [`Workload::ReadBatch`] through Walrus's borrowing `batch_read_with`.
+    ReadBorrowed,
     /// Single appends for a duration, then batch reads until drained or a duration passed.
     WriteThenRead,
-    /// Fill `bytes` over `topics` topics, close, and time the reopen; also disk use.
+    /// Fill `bytes` over `topics` topics, close, and time the reopen (open, then the first
+    /// read of every topic); also disk use.
     Reopen,
     /// The disk's limit: 4 KiB write + fdatasync in a loop.
     Fdatasync,
@@ -63,6 +62,7 @@ const WORKLOADS: &[(Workload, &str)] = &[
     (Workload::Batch, "batch"),
     (Workload::ReadBatch, "read-batch"),
     (Workload::ReadNext, "read-next"),
+    (Workload::ReadBorrowed, "read-borrowed"),
     (Workload::WriteThenRead, "write-then-read"),
     (Workload::Reopen, "reopen"),
     (Workload::Fdatasync, "fdatasync"),
@@ -337,79 +337,6 @@ fn batch_loop(
     }
 }
 
-/// Fills `bytes` of payload over `topics` topics with batches, from up to 4 threads.
-fn fill(wal: &dyn Wal, topics: usize, bytes: u64) -> Result<u64> {
-    let threads = topics.clamp(1, 4);
-    let per_topic = bytes / topics.max(1) as u64;
-    let written = AtomicU64::new(0);
-    std::thread::scope(|s| -> Result<()> {
-        let handles: Vec<_> = (0..threads)
-            .map(|th| {
-                let written = &written;
-                s.spawn(move || -> Result<()> {
-                    let mut payloads = Payloads::new(ENTRY_SIZES, th as u64 + 100);
-                    for topic in (th..topics).step_by(threads) {
-                        let mut done = 0u64;
-                        while done < per_topic {
-                            let entries = payloads.batch(FILL_BATCH);
-                            let n: u64 = entries.iter().map(|e| e.len() as u64).sum();
-                            wal.batch_append(topic, &entries)
-                                .with_context(|| format!("fill topic {topic}"))?;
-                            done += n;
-                        }
-                        written.fetch_add(done, Ordering::Relaxed);
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
-        for h in handles {
-            h.join().map_err(|_| anyhow!("fill thread panicked"))??;
-        }
-        Ok(())
-    })?;
-    wal.flush()?;
-    Ok(written.into_inner())
-}
-
-/// Reads every topic to its end; thread `t` reads topics `t, t + threads, ...`.
-fn drain(
-    wal: &dyn Wal,
-    topics: usize,
-    threads: usize,
-    batch: bool,
-    limit: Duration,
-) -> Result<Phase> {
-    run_threads("read", threads, limit, |t, slot, deadline| {
-        let mut hist = Histogram::new();
-        let (mut ops, mut bytes) = (0u64, 0u64);
-        let mut prev = Instant::now();
-        for topic in (t..topics).step_by(threads) {
-            loop {
-                let (n, b) = if batch {
-                    wal.batch_read(topic, READ_BATCH_BYTES)?
-                } else {
-                    wal.read_next(topic)?.map_or((0, 0), |b| (1, b))
-                };
-                let now = Instant::now();
-                if n == 0 {
-                    prev = now;
-                    break;
-                }
-                hist.record((now - prev).as_nanos() as u64);
-                prev = now;
-                ops += n as u64;
-                bytes += b as u64;
-                slot.set(ops, bytes);
-                if now >= deadline {
-                    return Ok((ops, bytes, hist));
-                }
-            }
-        }
-        Ok((ops, bytes, hist))
-    })
-}
-
 /// Bytes allocated on disk under `dir` (blocks, not apparent sizes: preallocation counts).
 pub fn disk_usage(dir: &Path) -> u64 {
     let mut total = 0;
@@ -500,15 +427,8 @@ pub fn run(p: &Params) -> Result<Fields> {
             phase_fields(&mut fields, &phase);
             counter_fields(&mut fields, wal);
         }
-        Workload::ReadBatch | Workload::ReadNext => {
-            let wal = wal::open(&p.system, &p.dir, p.sync, p.topics)?;
-            let filled = fill(wal.as_ref(), p.topics, p.bytes)?;
-            let batch = p.workload == Workload::ReadBatch;
-            let phase = drain(wal.as_ref(), p.topics, p.threads, batch, NO_LIMIT)?;
-            if phase.bytes != filled {
-                bail!("read back {} payload bytes of {filled}", phase.bytes);
-            }
-            phase_fields(&mut fields, &phase);
+        Workload::ReadBatch | Workload::ReadNext | Workload::ReadBorrowed => {
+            read::read_back(p, &mut fields)?;
         }
         Workload::WriteThenRead => {
             let wal = wal::open(&p.system, &p.dir, p.sync, p.threads)?;
@@ -516,43 +436,23 @@ pub fn run(p: &Params) -> Result<Fields> {
             let write = run_threads("write", p.threads, p.duration, |t, slot, deadline| {
                 append_loop(w, t, slot, deadline)
             })?;
-            let read = drain(w, p.threads, p.threads, true, p.duration)?;
+            let read = read::drain(w, p.threads, p.threads, ReadMode::Batch, p.duration)?;
             fields.insert("write_ops_per_s".into(), {
                 let secs = write.elapsed.as_secs_f64().max(1e-9);
                 format!("{:.1}", write.ops as f64 / secs)
             });
             phase_fields(&mut fields, &read);
         }
-        Workload::Reopen => {
-            let wal = wal::open(&p.system, &p.dir, p.sync, p.topics)?;
-            let filled = fill(wal.as_ref(), p.topics, p.bytes)?;
-            drop(wal);
-            let disk = disk_usage(&p.dir);
-            let start = Instant::now();
-            let wal = wal::open(&p.system, &p.dir, p.sync, p.topics)?;
-            let reopen = start.elapsed();
-            // One read proves the reopened log is usable (okaywal keeps positions in memory
-            // only, so it has nothing to read here).
-            let _ = wal.read_next(0)?;
-            drop(wal);
-            fields.insert(
-                "reopen_ms".into(),
-                format!("{:.2}", reopen.as_secs_f64() * 1e3),
-            );
-            fields.insert("disk_bytes".into(), disk.to_string());
-            fields.insert("payload_bytes".into(), filled.to_string());
-            fields.insert(
-                "disk_per_payload".into(),
-                format!("{:.3}", disk as f64 / filled.max(1) as f64),
-            );
-        }
+        Workload::Reopen => read::reopen(p, &mut fields)?,
     }
     Ok(fields)
 }
 
 mod disk;
+mod read;
 
 use disk::{fdatasync_rate, seq_write};
+use read::ReadMode;
 
 #[cfg(test)]
 mod tests;

@@ -21,7 +21,7 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 use walrus_benches::{
-    machine, migrate,
+    machine, migrate, plan,
     plot::{self, Panel, Series},
     report::{self, num},
     suite::{Cell, Outcome, Runner, result_line},
@@ -32,8 +32,9 @@ use walrus_benches::{
 const USAGE: &str = "usage: harness <suite|writes|reads|scaling|batch-scaling|show KIND> [options]
 
 options:
-  --quick            short cells, 128 MiB data sets (default; about 3 minutes on 2 cores)
-  --full             the issue's sizes: 1 GiB data sets, 10 s cells, T up to 8
+  --quick            2 s write cells, T up to 4 (default; about 5 minutes on 2 cores)
+  --full             10 s write cells, T up to 8 (both: reads of 1 GiB, reopen after
+                     256 MiB, 1 GiB and 4 GiB, the 1 GiB import)
   --systems a,b      systems to run (default: all in this build; env SYSTEMS)
   --out DIR          results directory (default target/bench-results)
   --tmp DIR          parent of the per-cell data directories (default: the temp dir)
@@ -105,146 +106,8 @@ fn runner(opts: &Options, env: Vec<(String, String)>) -> Result<Runner> {
     })
 }
 
-fn mib(bytes: u64) -> String {
-    if bytes >= 1 << 30 {
-        format!("{} GiB", bytes >> 30)
-    } else {
-        format!("{} MiB", bytes >> 20)
-    }
-}
-
-/// The issue's workloads.
-fn suite_cells(opts: &Options) -> Vec<Cell> {
-    let (dur, threads, batch_threads, fill): (_, &[usize], &[usize], u64) = if opts.full {
-        (Duration::from_secs(10), &[1, 2, 4, 8], &[1, 2, 4], 1 << 30)
-    } else {
-        (Duration::from_secs(2), &[1, 2, 4], &[1], 128 << 20)
-    };
-    let size = if opts.full {
-        mib(fill)
-    } else {
-        format!("{} (quick; --full: 1 GiB)", mib(fill))
-    };
-    let mut cells = vec![
-        Cell::new(
-            "disk limits",
-            "disk",
-            Workload::Fdatasync,
-            1,
-            SyncMode::Each,
-        )
-        .duration(dur),
-        Cell::new(
-            "disk limits",
-            "disk",
-            Workload::SeqWrite,
-            1,
-            SyncMode::Never,
-        )
-        .duration(dur),
-    ];
-    let sys = &opts.systems;
-    for &t in threads {
-        let g = format!("single appends, 500-1000 B, fsync every 200 ms, T={t}");
-        for s in sys {
-            cells
-                .push(Cell::new(&g, s, Workload::Append, t, SyncMode::Interval(200)).duration(dur));
-        }
-    }
-    for &t in threads {
-        let g = format!("durable appends (acknowledged after fdatasync), T={t}");
-        for s in sys {
-            cells.push(Cell::new(&g, s, Workload::Append, t, SyncMode::Each).duration(dur));
-        }
-    }
-    for &t in batch_threads {
-        let g = format!("batches of 256 x 500-1000 B, fsync every 200 ms, T={t}");
-        for s in sys {
-            cells.push(
-                Cell::new(&g, s, Workload::Batch, t, SyncMode::Interval(200))
-                    .duration(dur)
-                    .batch(256),
-            );
-        }
-    }
-    for (w, what) in [
-        (Workload::ReadBatch, "batch reads (10 MiB cap)"),
-        (Workload::ReadNext, "read_next"),
-    ] {
-        let g = format!("read back {size} over 4 topics, 4 readers, {what}");
-        for s in sys {
-            cells.push(
-                Cell::new(&g, s, w, 4, SyncMode::Interval(200))
-                    .duration(dur)
-                    .fill(fill, 4),
-            );
-        }
-    }
-    let g = format!("reopen after {size} over 100 topics (warm page cache)");
-    for s in sys {
-        cells.push(
-            Cell::new(&g, s, Workload::Reopen, 1, SyncMode::Interval(200))
-                .duration(dur)
-                .fill(fill, 100),
-        );
-    }
-    cells.extend(migrate::cells(&opts.systems));
-    cells
-}
-
 fn rows(outcomes: &[Outcome]) -> Vec<Fields> {
     outcomes.iter().map(|o| o.row.clone()).collect()
-}
-
-fn select(rows: &[Fields], f: impl Fn(&Fields) -> bool) -> Vec<&Fields> {
-    rows.iter().filter(|r| f(r)).collect()
-}
-
-fn is(row: &Fields, key: &str, value: &str) -> bool {
-    row.get(key).is_some_and(|v| v == value)
-}
-
-fn suite_plots(out: &Path, rows: &[Fields]) -> Result<Vec<PathBuf>> {
-    let append = select(rows, |r| {
-        is(r, "workload", "append") && is(r, "sync", "200ms")
-    });
-    let durable = select(rows, |r| {
-        is(r, "workload", "append") && is(r, "sync", "sync-each")
-    });
-    let throughput = out.join("throughput_vs_threads.png");
-    plot::draw(
-        &throughput,
-        &[
-            plot::threads_panel(
-                "Single appends, fsync every 200 ms",
-                &append,
-                "ops_per_s",
-                "appends/s (log)",
-            ),
-            plot::threads_panel(
-                "Durable appends (sync-each)",
-                &durable,
-                "ops_per_s",
-                "appends/s (log)",
-            ),
-        ],
-    )?;
-    let t1 = |r: &&Fields| is(r, "threads", "1");
-    let cdf = out.join("latency_cdf.png");
-    plot::draw(
-        &cdf,
-        &[
-            plot::cdf_panel(
-                "Append latency, fsync every 200 ms, T=1",
-                &append.iter().copied().filter(t1).collect::<Vec<_>>(),
-            ),
-            plot::cdf_panel(
-                "Durable append latency, T=1",
-                &durable.iter().copied().filter(t1).collect::<Vec<_>>(),
-            ),
-        ],
-    )?;
-    Ok(vec![throughput, cdf])
 }
 
 fn print_suite(out: &Path, rows: &[Fields], header: &str) -> Result<()> {
@@ -254,7 +117,7 @@ fn print_suite(out: &Path, rows: &[Fields], header: &str) -> Result<()> {
     text.push_str(&report::notes(rows));
     println!("{text}");
     std::fs::write(out.join("suite.txt"), &text)?;
-    for p in suite_plots(out, rows)? {
+    for p in plan::suite_plots(out, rows)? {
         println!("plot: {}", p.display());
     }
     Ok(())
@@ -262,7 +125,7 @@ fn print_suite(out: &Path, rows: &[Fields], header: &str) -> Result<()> {
 
 fn suite(opts: &Options) -> Result<()> {
     let start = Instant::now();
-    let cells = suite_cells(opts);
+    let cells = plan::suite_cells(opts.full, &opts.systems);
     let mode = if opts.full { "full" } else { "quick" };
     let outcomes = runner(opts, Vec::new())?.run_all(mode, &cells)?;
     let rows = rows(&outcomes);

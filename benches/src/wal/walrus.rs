@@ -73,6 +73,17 @@ impl Wal for WalrusWal {
         Ok((entries.len(), entries.iter().map(|e| e.data.len()).sum()))
     }
 
+    fn batch_read_borrowed(&self, topic: usize, max_bytes: usize) -> Result<(usize, usize)> {
+        // What a consumer that needs only the bytes does: look at each payload in place.
+        let mut bytes = 0;
+        let n =
+            self.wal
+                .batch_read_with(&self.names[topic], max_bytes, true, |_seq, payload| {
+                    bytes += payload.len()
+                })?;
+        Ok((n, bytes))
+    }
+
     fn flush(&self) -> Result<()> {
         Ok(self.wal.flush()?)
     }

@@ -28,6 +28,7 @@ fn small_workloads_run() {
         (Workload::Batch, 1),
         (Workload::ReadBatch, 2),
         (Workload::ReadNext, 2),
+        (Workload::ReadBorrowed, 2),
         (Workload::Reopen, 1),
         (Workload::WriteThenRead, 1),
     ] {
@@ -47,5 +48,8 @@ fn small_workloads_run() {
             f.contains_key("ops") || f.contains_key("reopen_ms"),
             "{workload}"
         );
+        if workload == Workload::Reopen {
+            assert!(f.contains_key("open_ms") && f.contains_key("first_read_ms"));
+        }
     }
 }

@@ -134,6 +134,8 @@ fn builder(data_dir: PathBuf) -> WalrusBuilder {
         .fd_backend(true)
         .io_uring(false)
         .fsync_schedule(FsyncSchedule::SyncEach)
+        // An inspection and repair tool looks at every block's data, sealed or not.
+        .full_scan(true)
 }
 
 /// Opens the instance directory `dir` (which exists) normally, which imports the

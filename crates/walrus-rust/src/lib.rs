@@ -77,6 +77,113 @@ pub mod upgrade {
     };
 }
 
+/// Topics as logs of numbered positions: [`TopicLog`], from [`Walrus::topic_log`].
+///
+/// The primitives databases and Raft build on: a position is the topic's sequence number
+/// (the first entry is 0, positions are contiguous); reads by position take a binary search
+/// and a walk of a few dozen frames, never a scan; a prefix can be purged; readers can wait
+/// for the tail; durability can be awaited, or called back, by position. The calls of
+/// walrus-rust 0.2.0 keep their behaviour; a topic's 0.2.0 cursor and its purge floor are the
+/// same persisted position (see [`TopicLog`]).
+///
+/// # Appending and reading by position
+///
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// use walrus_rust::Walrus;
+///
+/// let wal = Walrus::builder().data_dir(dir.path().into()).build()?;
+/// let log = wal.topic_log("raft-7")?;
+/// assert_eq!((log.first(), log.last(), log.next_position()), (None, None, 0));
+/// let p: u64 = log.append(b"x")?;
+/// let r = log.append_batch(&[b"a", b"b"])?; // crash-atomic
+/// assert_eq!((p, r), (0, 1..3));
+/// assert_eq!((log.first(), log.last()), (Some(0), Some(2)));
+/// assert_eq!(log.read_at(1)?.as_deref(), Some(&b"a"[..]));
+/// assert_eq!(log.read_at(3)?, None); // not appended yet
+/// let entries = log.read_range(1..3, 1 << 20)?;
+/// assert_eq!(entries, [(1, b"a".to_vec()), (2, b"b".to_vec())]);
+/// // At most `max_bytes` of payloads, but at least one entry.
+/// assert_eq!(log.read_range(.., 1)?, [(0, b"x".to_vec())]);
+/// // No cursor moved: the 0.2.0 reader still starts at the beginning.
+/// assert_eq!(wal.read_next("raft-7", false)?.unwrap().data, b"x");
+/// # Ok::<(), std::io::Error>(())
+/// ```
+///
+/// # Purging a prefix
+///
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// # let wal = walrus_rust::Walrus::builder().data_dir(dir.path().into()).build()?;
+/// let log = wal.topic_log("raft-7")?;
+/// for i in 0..10u8 {
+///     log.append(&[i])?;
+/// }
+/// log.purge_before(4)?; // persisted: the same after a restart
+/// assert_eq!(log.first(), Some(4));
+/// assert_eq!(log.read_at(3)?, None);
+/// assert_eq!(log.read_at(4)?, Some(vec![4]));
+/// // Purging past the end empties the log; the next append gets that position.
+/// log.purge_before(100)?;
+/// assert_eq!((log.first(), log.next_position()), (None, 100));
+/// assert_eq!(log.append(b"after a snapshot")?, 100);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+///
+/// # Durability by position
+///
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// use std::sync::mpsc;
+/// use walrus_rust::{FsyncSchedule, Walrus};
+///
+/// let wal = Walrus::builder()
+///     .data_dir(dir.path().into())
+///     .fsync_schedule(FsyncSchedule::NoFsync)
+///     .build()?;
+/// let log = wal.topic_log("raft-7")?;
+/// let p = log.append(b"x")?;
+/// assert_eq!(log.durable_position(), None); // NoFsync: nothing synced yet
+/// let (tx, rx) = mpsc::channel();
+/// log.on_durable(p, move |result| tx.send(result.is_ok()).unwrap())?;
+/// log.wait_durable(p)?; // shares (here: leads) a group-commit sync round
+/// assert_eq!(log.durable_position(), Some(p));
+/// assert!(rx.recv().unwrap(), "called once the covering sync completed");
+/// let q = log.append(b"y")?;
+/// log.sync()?; // everything appended so far
+/// assert_eq!(log.durable_position(), Some(q));
+/// # Ok::<(), std::io::Error>(())
+/// ```
+///
+/// # Following the tail
+///
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// use std::time::Duration;
+///
+/// let wal = std::sync::Arc::new(
+///     walrus_rust::Walrus::builder().data_dir(dir.path().into()).build()?,
+/// );
+/// let log = wal.topic_log("events")?;
+/// assert!(!log.wait_for(0, Duration::from_millis(1)), "times out: nothing appended");
+/// let writer = {
+///     let log = log.clone();
+///     std::thread::spawn(move || log.append(b"hello"))
+/// };
+/// assert!(log.wait_for(0, Duration::from_secs(60))); // woken by the append
+/// writer.join().unwrap()?;
+/// // The 0.2.0-style reader, waiting for the tail when it is there.
+/// let entry = wal.read_next_timeout("events", true, Duration::from_secs(60))?;
+/// assert_eq!(entry.unwrap().data, b"hello");
+/// assert!(wal.read_next_timeout("events", true, Duration::from_millis(1))?.is_none());
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub mod log {
+    pub use walrus_topic::TopicLog;
+}
+
+pub use log::TopicLog;
+
 pub use walrus_topic::{
     BATCH_BYTES_MAX, BATCH_ENTRIES_MAX, CursorTarget, ENTRY_BYTES_MAX, FORMAT_VERSION, FileInfo,
     Finding, FindingKind, PurgeReport, ReadEntry, TOPIC_NAME_BYTES_MAX, TopicInfo, sanitize_key,

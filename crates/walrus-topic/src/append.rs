@@ -19,6 +19,7 @@ use crate::{
         BLOCK_HEADER_KIND, ENTRY_KIND, FLAG_BATCH, FLAG_BATCH_END, SEAL_BYTES, block_header_len,
         encode_claim, topic_tag,
     },
+    log::{DurableMarks, indexed},
     seal::SealSummary,
     topic::Topic,
 };
@@ -49,6 +50,8 @@ pub(crate) struct TopicWriter {
     claims: ClaimTracker,
     /// The active block's summary, for its seal record.
     summary: SealSummary,
+    /// Which positions are durable, for `TopicLog` (`log/durable.rs`).
+    pub(crate) marks: DurableMarks,
 }
 
 /// The frames of a batch bound for one block.
@@ -59,6 +62,8 @@ struct Piece {
     bytes: Vec<u8>,
     /// A block allocated for this batch (given up again if the batch fails).
     fresh: bool,
+    /// `(seq, offset)` of the piece's entries that go into the block's sparse index.
+    points: Vec<(u64, u64)>,
     /// The block's summary once the piece is written.
     summary: SealSummary,
 }
@@ -80,6 +85,7 @@ impl TopicWriter {
             scratch: Vec::new(),
             claims: ClaimTracker::new(next_seq),
             summary: SealSummary::default(),
+            marks: DurableMarks::new(next_seq),
         }
     }
 
@@ -119,13 +125,19 @@ impl TopicWriter {
         encode_frame(&mut self.scratch, &header, data);
         segment.write_at(block.file_offset(self.write_offset), &self.scratch)?;
         block.extent.file().mark_dirty();
+        if indexed(block.first_seq, self.next_seq) {
+            block.offsets.record(self.next_seq, self.write_offset);
+        }
         self.write_offset += needed;
         self.next_seq += 1;
         self.summary
             .wrote(self.write_offset, self.next_seq, durable_end, true);
         block.publish(self.write_offset);
+        topic.positions.tail.publish(self.next_seq);
         let ticket = ctx.durability.ticket();
         self.claims.written(ticket, self.next_seq);
+        let durable_ticket = ctx.durability.durable_ticket();
+        self.marks.written(ticket, self.next_seq, durable_ticket);
         Ok(ticket)
     }
 
@@ -142,11 +154,15 @@ impl TopicWriter {
         }
         let pieces = self.encode_batch(ctx, topic, batch)?;
         write_pieces(ctx, &pieces)?;
+        for piece in &pieces {
+            piece.block.offsets.extend(&piece.points);
+        }
         publish_pieces(topic, &pieces);
         let last = pieces.last().expect("a non-empty batch has a piece");
         self.active = Some((Arc::clone(&last.block), Arc::clone(&last.segment)));
         self.write_offset = last.end();
         self.next_seq += batch.len() as u64;
+        topic.positions.tail.publish(self.next_seq);
         self.summary = last.summary;
         // Every piece but the last is a sealed block now; its data is durable once the
         // batch's ticket is.
@@ -165,6 +181,8 @@ impl TopicWriter {
         self.scratch = scratch;
         let ticket = ctx.durability.ticket();
         self.claims.written(ticket, self.next_seq);
+        let durable_ticket = ctx.durability.durable_ticket();
+        self.marks.written(ticket, self.next_seq, durable_ticket);
         Ok(ticket)
     }
 
@@ -185,6 +203,7 @@ impl TopicWriter {
             bytes: std::mem::take(&mut self.scratch),
             fresh: false,
             summary: self.summary,
+            points: Vec::new(),
         });
         if let Some(piece) = current.as_mut() {
             piece.bytes.clear();
@@ -205,6 +224,7 @@ impl TopicWriter {
                             bytes: Vec::new(),
                             fresh: true,
                             summary: SealSummary::empty(seq, start),
+                            points: Vec::new(),
                         };
                         pieces.extend(current.replace(fresh));
                     }
@@ -224,6 +244,9 @@ impl TopicWriter {
                 aux: encode_claim(seq, durable_end),
                 seq,
             };
+            if indexed(piece.block.first_seq, seq) {
+                piece.points.push((seq, piece.end()));
+            }
             encode_frame(&mut piece.bytes, &header, entry);
             let end = piece.end();
             piece.summary.wrote(end, seq + 1, durable_end, last);
@@ -247,15 +270,34 @@ impl TopicWriter {
         let _span = tracing::debug_span!("walrus_rotate", topic = %topic.name).entered();
         let (block, segment) = new_block(ctx, topic, self.next_seq, needed)?;
         topic.chain.write().push_back(Arc::clone(&block));
+        topic.positions.push(Arc::clone(&block));
+        self.seal_active(ctx);
+        self.summary = SealSummary::empty(self.next_seq, block.data_start);
+        self.write_offset = block.data_start;
+        self.active = Some((block, segment));
+        Ok(())
+    }
+
+    /// Seals the active block, if any, and queues its seal record; the next append starts
+    /// a new block.
+    pub(crate) fn seal_active(&mut self, ctx: WriteCtx<'_>) {
         if let Some((old, _)) = self.active.take() {
             old.seal();
             let ticket = ctx.durability.issued();
             ctx.durability.seals.push(old, &self.summary, ticket);
         }
-        self.summary = SealSummary::empty(self.next_seq, block.data_start);
-        self.write_offset = block.data_start;
-        self.active = Some((block, segment));
-        Ok(())
+    }
+
+    /// Makes the next append get `next_seq` (past the end: a purge past it, whose cursor is
+    /// persisted already), in a new block. The positions skipped hold no entry.
+    pub(crate) fn skip_to(&mut self, ctx: WriteCtx<'_>, topic: &Topic, next_seq: u64) {
+        debug_assert!(next_seq >= self.next_seq);
+        self.seal_active(ctx);
+        self.next_seq = next_seq;
+        // Everything before is durable once every write issued so far is.
+        let (issued, durable) = (ctx.durability.issued(), ctx.durability.durable_ticket());
+        self.marks.written(issued, next_seq, durable);
+        topic.positions.tail.publish(next_seq);
     }
 }
 
@@ -346,6 +388,9 @@ fn publish_pieces(topic: &Topic, pieces: &[Piece]) {
             }
             chain.push_back(Arc::clone(&piece.block));
         }
+    }
+    for piece in pieces.iter().filter(|p| p.fresh) {
+        topic.positions.push(Arc::clone(&piece.block));
     }
     if let Some(first) = pieces.first().filter(|p| !p.fresh) {
         if count > 1 {

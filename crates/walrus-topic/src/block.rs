@@ -20,6 +20,8 @@ pub(crate) struct Block {
     /// Offset (in the extent) just after the last published frame, and whether the writer
     /// has moved on.
     published: PublishedEnd,
+    /// Offsets of every `INDEX_STRIDE`th entry, for reads by position (`log/index.rs`).
+    pub(crate) offsets: crate::log::SparseIndex,
 }
 
 impl Block {
@@ -37,6 +39,8 @@ impl Block {
             data_start,
             tag,
             published: PublishedEnd::new(end, sealed),
+            // A block with data already (recovered) is indexed on first use.
+            offsets: crate::log::SparseIndex::new(end <= data_start),
         }
     }
 

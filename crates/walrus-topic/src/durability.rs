@@ -13,7 +13,7 @@ use std::{
         atomic::{AtomicU64, Ordering},
     },
     thread::JoinHandle,
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use parking_lot::{Condvar, Mutex};
@@ -23,6 +23,7 @@ use walrus_storage::Storage;
 use crate::{
     Error, Result,
     format::{MARKER_BYTES, POISON_MARKER_NAME},
+    log::DurableCallbacks,
 };
 
 #[derive(Debug, Default)]
@@ -43,6 +44,8 @@ pub(crate) struct Durability {
     syncs: AtomicU64,
     /// Seals of sealed blocks, written once a sync covers their data.
     pub(crate) seals: crate::seal::PendingSeals,
+    /// `TopicLog::on_durable` callbacks, run after the sync round that covers them.
+    callbacks: DurableCallbacks,
     state: Mutex<SyncState>,
     changed: Condvar,
 }
@@ -143,7 +146,55 @@ impl Durability {
                 Err(err) => self.set_poisoned(&mut state, err.to_string()),
             }
             self.changed.notify_all();
+            // The callbacks this round made due run without the lock: they may call back in.
+            let (durable, poisoned) = (state.durable, state.poisoned.clone());
+            drop(state);
+            self.callbacks.settle(durable, poisoned.as_deref());
+            state = self.state.lock();
         }
+    }
+
+    /// [`Self::wait_durable`], but first waits for other syncs (the background thread's)
+    /// until `deadline` (`None`: no limit), and leads one only if none covered `ticket` by
+    /// then.
+    pub(crate) fn wait_durable_until(
+        &self,
+        ticket: u64,
+        alloc: &Allocator,
+        deadline: Option<Instant>,
+    ) -> Result<()> {
+        {
+            let mut state = self.state.lock();
+            loop {
+                if let Some(reason) = &state.poisoned {
+                    return Err(Error::Poisoned(reason.clone()));
+                }
+                if state.durable >= ticket {
+                    return Ok(());
+                }
+                match deadline {
+                    Some(deadline) => {
+                        if self.changed.wait_until(&mut state, deadline).timed_out() {
+                            break;
+                        }
+                    }
+                    None => self.changed.wait(&mut state),
+                }
+            }
+        }
+        self.wait_durable(ticket, alloc)
+    }
+
+    /// Calls `callback` once every write up to `ticket` is durable (or with the error if the
+    /// instance is poisoned first): from the thread that completes the covering round, or
+    /// from this one if that round has completed already.
+    pub(crate) fn on_durable(&self, ticket: u64, callback: crate::log::DurableCallback) {
+        self.callbacks.push(ticket, callback);
+        // A round that completed before the push did not see it: settle again. Each callback
+        // is taken out under the lock, so it runs once whoever settles.
+        let poisoned = self.state.lock().poisoned.clone();
+        self.callbacks
+            .settle(self.durable_ticket(), poisoned.as_deref());
     }
 
     /// Poisons the instance after a failed sync outside the group commit (file creation, a
@@ -152,6 +203,9 @@ impl Durability {
         let mut state = self.state.lock();
         self.set_poisoned(&mut state, reason);
         self.changed.notify_all();
+        let (durable, poisoned) = (state.durable, state.poisoned.clone());
+        drop(state);
+        self.callbacks.settle(durable, poisoned.as_deref());
     }
 
     /// Passes `result` through, poisoning the instance if it is a failed sync.

@@ -65,6 +65,21 @@ pub enum Error {
     /// block header gets there.
     #[error("topic {0:?} has used up its sequence numbers")]
     SequenceExhausted(String),
+    /// A position inside a topic's readable range has no valid entry: damaged data, which
+    /// positional reads report instead of skipping.
+    #[error("entry {seq} of topic {topic:?} is damaged or missing (block in {file})")]
+    MissingEntry {
+        /// The topic.
+        topic: String,
+        /// The position.
+        seq: u64,
+        /// The segment file of the block that should hold it.
+        file: String,
+    },
+    /// The instance was closed before a position an `on_durable` callback waited for was
+    /// durable (under `NoFsync`, nothing syncs unless asked to).
+    #[error("instance closed before the position was made durable")]
+    ClosedBeforeDurable,
 }
 
 impl Error {
@@ -88,7 +103,8 @@ impl Error {
             Self::WouldBlock(_) => io::ErrorKind::WouldBlock,
             Self::Poisoned(_) => io::ErrorKind::Other,
             Self::ReadOnly(_) => io::ErrorKind::PermissionDenied,
-            Self::SequenceExhausted(_) => io::ErrorKind::InvalidData,
+            Self::SequenceExhausted(_) | Self::MissingEntry { .. } => io::ErrorKind::InvalidData,
+            Self::ClosedBeforeDurable => io::ErrorKind::Other,
             Self::LegacyNotImported { .. } | Self::BadImportJournal { .. } => {
                 io::ErrorKind::InvalidData
             }

@@ -299,7 +299,9 @@ fn import_topics(
                 .get_or_insert_with(|| next_seq(engine, topic).saturating_sub(firsts[index]));
             findings.extend(block.damage.iter().map(finding));
             let batch: Vec<&[u8]> = block.entries().map(|(_, payload)| payload).collect();
-            let skipped = usize::try_from(*skip).unwrap_or(usize::MAX).min(batch.len());
+            let skipped = usize::try_from(*skip)
+                .unwrap_or(usize::MAX)
+                .min(batch.len());
             *skip -= skipped as u64;
             for chunk in batch[skipped..].chunks(BATCH_ENTRIES_MAX) {
                 // NoFsync: one sync covers the whole import (step 3); a crash before it loses

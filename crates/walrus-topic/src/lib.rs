@@ -17,6 +17,7 @@ mod format;
 mod frames;
 mod inspect;
 mod legacy;
+mod log;
 mod namespace;
 mod publish;
 mod reader;
@@ -44,6 +45,7 @@ pub use legacy::{
     ImportOptions, ImportPlan, ImportProgress, ProgressHook, TopicImportPlan, has_pending_import,
     legacy_files, plan_import,
 };
+pub use log::TopicLog;
 pub use namespace::{
     __clear_thread_namespace_for_tests, __current_thread_namespace_for_tests,
     __set_thread_namespace_for_tests, DEFAULT_DATA_DIR, sanitize_key,

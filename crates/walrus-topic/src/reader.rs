@@ -357,6 +357,40 @@ impl TopicReader {
         self.generation = generation;
         self.unpersisted = 0;
         self.persisted_seq = Some(self.next_seq);
+        topic.positions.set_floor(self.next_seq);
+        self.release_passed();
+        Ok(())
+    }
+
+    /// Persists `seq`, between the persisted cursor and the cursor, as the cursor's durable
+    /// position (a purge floor the cursor is already past), and releases the passed blocks
+    /// behind it. The cursor itself stays.
+    pub(crate) fn persist_floor(
+        &mut self,
+        ctx: ReadCtx<'_>,
+        topic: &Topic,
+        seq: u64,
+    ) -> Result<()> {
+        debug_assert!(seq <= self.next_seq);
+        ctx.durability.check_poisoned()?;
+        let slot = match self.slot {
+            Some(slot) => slot,
+            None => ctx.durability.check(ctx.cursors.assign_slot())?,
+        };
+        self.slot = Some(slot);
+        // No location hint: recovery looks the entry up.
+        let cursor = PersistedCursor {
+            next_seq: seq,
+            ..PersistedCursor::default()
+        };
+        let generation = self.generation + 1;
+        let written = ctx.cursors.persist(slot, generation, &topic.name, &cursor);
+        ctx.durability.check(written)?;
+        ctx.counters.cursor_persisted();
+        self.generation = generation;
+        self.unpersisted = self.next_seq - seq;
+        self.persisted_seq = Some(seq);
+        topic.positions.set_floor(seq);
         self.release_passed();
         Ok(())
     }

@@ -18,6 +18,8 @@ pub(crate) struct Topic {
     /// Blocks from the reader's current one to the writer's active one, in order.
     pub(crate) chain: RwLock<VecDeque<Arc<Block>>>,
     pub(crate) reader: Mutex<TopicReader>,
+    /// Blocks, purge floor and tail for reads by position (`log/index.rs`).
+    pub(crate) positions: crate::log::Positions,
 }
 
 impl Topic {
@@ -27,12 +29,15 @@ impl Topic {
         chain: VecDeque<Arc<Block>>,
         reader: TopicReader,
     ) -> Self {
+        let floor = reader.persisted_seq.unwrap_or(0);
+        let positions = crate::log::Positions::new(chain.clone(), floor, next_seq);
         Self {
             name,
             writer: Mutex::new(TopicWriter::new(next_seq)),
             batch_active: AtomicBool::new(false),
             chain: RwLock::new(chain),
             reader: Mutex::new(reader),
+            positions,
         }
     }
 

@@ -179,6 +179,33 @@ impl Walrus {
         )?)
     }
 
+    /// [`Walrus::read_next`] that waits for the tail: when there is no entry to read, it
+    /// waits up to `timeout` for one to be appended (woken by the append, no polling) and
+    /// returns it; `None` if none came. Waiting for a topic that does not exist creates it,
+    /// empty, in memory (as [`Walrus::topic_log`] does), except on a read-only instance,
+    /// which returns `None` at once.
+    pub fn read_next_timeout(
+        &self,
+        col_name: &str,
+        checkpoint: bool,
+        timeout: std::time::Duration,
+    ) -> io::Result<Option<Entry>> {
+        let entry =
+            self.engine
+                .read_next_timeout(col_name, checkpoint, self.consistency, timeout)?;
+        Ok(entry.map(|e| Entry { data: e.data }))
+    }
+
+    /// The topic `name` as a log of positions: appends that return their position, reads
+    /// by position, purges of a prefix, waiting for the tail and durability by position (see
+    /// [`TopicLog`](crate::TopicLog)). Appends through it follow this handle's fsync
+    /// schedule. A topic that does not exist yet is created, empty and in memory only until
+    /// its first append (as appends do); on a read-only instance that fails with
+    /// `PermissionDenied`, while existing topics can be read.
+    pub fn topic_log(&self, name: &str) -> io::Result<crate::TopicLog> {
+        crate::TopicLog::open(Arc::clone(&self.engine), name, self.schedule)
+    }
+
     /// Makes everything appended so far, by any handle on this directory, durable.
     pub fn flush(&self) -> io::Result<()> {
         Ok(self.engine.flush()?)
@@ -251,6 +278,7 @@ pub struct WalrusBuilder {
     read_only: bool,
     file_mode: u32,
     import: crate::ImportOptions,
+    full_scan: bool,
 }
 
 impl Default for WalrusBuilder {
@@ -275,6 +303,7 @@ impl WalrusBuilder {
             read_only: false,
             file_mode: walrus_storage::DEFAULT_FILE_MODE,
             import: crate::ImportOptions::default(),
+            full_scan: false,
         }
     }
 
@@ -354,6 +383,16 @@ impl WalrusBuilder {
         self
     }
 
+    /// Makes recovery read the data of every block at open, also of blocks whose seal record
+    /// says where their entries end (default: `false`, only unsealed blocks are scanned).
+    /// Damage inside sealed blocks is then found (and, unless read-only, cut) at open rather
+    /// than when the entries are read; `walrus-ctl` opens this way, and a read-only open
+    /// always does.
+    pub fn full_scan(mut self, full: bool) -> Self {
+        self.full_scan = full;
+        self
+    }
+
     /// Imports walrus-rust 0.2.0 data found in the directory when it is opened (default:
     /// `true`). Each topic's entries that 0.2.0 would still deliver (those after its persisted
     /// cursor) are appended, in order, made durable, and only then are the 0.2.0 files moved
@@ -421,7 +460,7 @@ impl WalrusBuilder {
             read_only: self.read_only,
             file_mode: self.file_mode,
             import: self.import,
-            scan_sealed: false,
+            scan_sealed: self.full_scan,
         };
         let engine = Engine::open(config)?;
         Ok(Walrus {

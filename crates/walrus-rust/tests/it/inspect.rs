@@ -145,9 +145,11 @@ fn read_only_open_reports_a_torn_tail_without_cutting_it() {
             wal.append_for_topic("t", &payload(i)).unwrap();
         }
     }
-    // A crash leaves no clean-close marker: the damaged tail may be a torn write.
+    // A crash leaves no clean-close marker, and no seal record on the block it was writing:
+    // the damaged tail may be a torn write.
     std::fs::remove_file(dir.path().join("CLEAN")).unwrap();
     let file = damage_last_entry(dir.path());
+    crate::support::wipe_seal_of_first_block(&file);
     let before = std::fs::read(&file).unwrap();
     {
         let wal = read_only(dir.path());

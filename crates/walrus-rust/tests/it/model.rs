@@ -9,6 +9,11 @@
 //! Each backend runs every fsync schedule and both read consistencies; a divergence is
 //! shrunk to a minimal sequence and reported with the seed.
 //!
+//! The positional API (`TopicLog`) runs in the same sequences: appends and batches that
+//! return positions, `read_at` and `read_range` anywhere around the readable range, and
+//! `purge_before` up to past the end; the model's purge floor is the persisted cursor, which a
+//! purge moves up (and the cursor with it when it is behind).
+//!
 //! `MODEL_CASES` sets the cases per backend and schedule (default 24; `cargo xtask
 //! reliability` runs 2,000), `SEED` replays a run.
 
@@ -51,6 +56,34 @@ enum Op {
     },
     Flush,
     Reopen,
+    /// `TopicLog::append`: returns the position.
+    LogAppend {
+        topic: usize,
+        len: usize,
+    },
+    /// `TopicLog::append_batch`: returns the positions.
+    LogBatch {
+        topic: usize,
+        lens: Vec<usize>,
+    },
+    /// `TopicLog::read_at(pos % (entries + 3))`.
+    ReadAt {
+        topic: usize,
+        pos: usize,
+    },
+    /// `TopicLog::read_range(from..from + count, max_bytes)`, `from` as for `ReadAt`.
+    ReadRange {
+        topic: usize,
+        from: usize,
+        count: usize,
+        max_bytes: usize,
+    },
+    /// `TopicLog::purge_before(floor + ahead)`: sometimes below the floor, sometimes past the
+    /// end.
+    PurgeBefore {
+        topic: usize,
+        ahead: usize,
+    },
 }
 
 fn entry_len() -> impl Strategy<Value = usize> {
@@ -80,6 +113,20 @@ fn op() -> impl Strategy<Value = Op> {
         }),
         3 => Just(Op::Flush),
         4 => Just(Op::Reopen),
+        10 => (0..TOPICS.len(), entry_len()).prop_map(|(topic, len)| Op::LogAppend { topic, len }),
+        3 => (0..TOPICS.len(), prop::collection::vec(entry_len(), 0..8))
+            .prop_map(|(topic, lens)| Op::LogBatch { topic, lens }),
+        10 => (0..TOPICS.len(), 0usize..400).prop_map(|(topic, pos)| Op::ReadAt { topic, pos }),
+        5 => (0..TOPICS.len(), 0usize..400, 0usize..40, 0usize..20_000).prop_map(
+            |(topic, from, count, max_bytes)| Op::ReadRange {
+                topic,
+                from,
+                count,
+                max_bytes,
+            }
+        ),
+        3 => (0..TOPICS.len(), prop_oneof![3 => 0usize..20, 1 => 0usize..200])
+            .prop_map(|(topic, ahead)| Op::PurgeBefore { topic, ahead }),
     ]
 }
 
@@ -132,6 +179,40 @@ impl Model {
         };
         if due {
             self.persisted[topic] = self.delivered[topic];
+        }
+    }
+
+    /// The purge floor: positions below it are not readable by position.
+    fn floor(&self, topic: usize) -> usize {
+        self.persisted[topic]
+    }
+
+    /// What `read_range(from..from + count, max_bytes)` returns.
+    fn range(&self, topic: usize, from: usize, count: usize, max_bytes: usize) -> Vec<usize> {
+        let entries = &self.entries[topic];
+        let mut out = Vec::new();
+        let mut bytes = 0;
+        let (start, end) = (from.max(self.floor(topic)), from + count);
+        for (p, entry) in entries.iter().enumerate().take(end).skip(start) {
+            if !out.is_empty() && bytes + entry.len() > max_bytes {
+                break;
+            }
+            bytes += entry.len();
+            out.push(p);
+        }
+        out
+    }
+
+    /// `purge_before(p)`: the floor (the persisted cursor) moves up to `p`, and the cursor
+    /// with it when it is behind; past the end, the positions skipped hold no entry (the
+    /// cursor is past them, so no read reaches the placeholders).
+    fn purge(&mut self, topic: usize, p: usize) {
+        if p > self.persisted[topic] {
+            self.delivered[topic] = self.delivered[topic].max(p);
+            self.persisted[topic] = p;
+        }
+        if self.entries[topic].len() < p {
+            self.entries[topic].resize(p, Vec::new());
         }
     }
 
@@ -255,6 +336,13 @@ fn run_case(
                 let findings = wal.recovery_findings();
                 prop_assert!(findings.is_empty(), "{}: findings {:?}", at, findings);
             }
+            Op::LogAppend { .. }
+            | Op::LogBatch { .. }
+            | Op::ReadAt { .. }
+            | Op::ReadRange { .. }
+            | Op::PurgeBefore { .. } => {
+                run_log_op(&wal, op, &mut model, figures).map_err(|e| e.at(&at))?;
+            }
         }
         figures.ops += 1;
     }
@@ -281,6 +369,96 @@ fn run_case(
         );
     }
     figures.cases += 1;
+    Ok(())
+}
+
+/// A `TestCaseError` from a step, prefixed with where it happened.
+trait At {
+    fn at(self, at: &str) -> TestCaseError;
+}
+
+impl At for TestCaseError {
+    fn at(self, at: &str) -> TestCaseError {
+        TestCaseError::fail(format!("{at}: {self}"))
+    }
+}
+
+fn io(err: std::io::Error) -> TestCaseError {
+    TestCaseError::fail(err.to_string())
+}
+
+/// Runs one operation of the positional API against the model.
+fn run_log_op(
+    wal: &Walrus,
+    op: &Op,
+    model: &mut Model,
+    figures: &mut Figures,
+) -> Result<(), TestCaseError> {
+    match op {
+        Op::LogAppend { topic, len } => {
+            let log = wal.topic_log(TOPICS[*topic]).map_err(io)?;
+            let position = model.entries[*topic].len();
+            let data = entry_bytes(*topic, position, *len);
+            prop_assert_eq!(log.append(&data).map_err(io)?, position as u64);
+            model.entries[*topic].push(data);
+            figures.acked += 1;
+        }
+        Op::LogBatch { topic, lens } => {
+            let log = wal.topic_log(TOPICS[*topic]).map_err(io)?;
+            let start = model.entries[*topic].len();
+            let batch: Vec<Vec<u8>> = lens
+                .iter()
+                .enumerate()
+                .map(|(i, len)| entry_bytes(*topic, start + i, *len))
+                .collect();
+            let refs: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
+            let positions = log.append_batch(&refs).map_err(io)?;
+            prop_assert_eq!(positions, start as u64..(start + batch.len()) as u64);
+            figures.acked += batch.len() as u64;
+            model.entries[*topic].extend(batch);
+        }
+        Op::ReadAt { topic, pos } => {
+            let log = wal.topic_log(TOPICS[*topic]).map_err(io)?;
+            let entries = &model.entries[*topic];
+            let p = pos % (entries.len() + 3);
+            let expected = (p >= model.floor(*topic)).then(|| entries.get(p)).flatten();
+            let got = log.read_at(p as u64).map_err(io)?;
+            prop_assert_eq!(got.as_ref(), expected);
+            let first = (model.floor(*topic) < entries.len()).then_some(model.floor(*topic));
+            prop_assert_eq!(log.first(), first.map(|f| f as u64));
+            prop_assert_eq!(log.next_position(), entries.len() as u64);
+        }
+        Op::ReadRange {
+            topic,
+            from,
+            count,
+            max_bytes,
+        } => {
+            let log = wal.topic_log(TOPICS[*topic]).map_err(io)?;
+            let from = from % (model.entries[*topic].len() + 3);
+            let got = log
+                .read_range(from as u64..(from + count) as u64, *max_bytes)
+                .map_err(io)?;
+            let expected = model.range(*topic, from, *count, *max_bytes);
+            let positions: Vec<usize> = got.iter().map(|(p, _)| *p as usize).collect();
+            prop_assert_eq!(&positions, &expected);
+            for (p, data) in &got {
+                prop_assert_eq!(data, &model.entries[*topic][*p as usize]);
+            }
+        }
+        Op::PurgeBefore { topic, ahead } => {
+            let log = wal.topic_log(TOPICS[*topic]).map_err(io)?;
+            // From a little below the floor (a no-op) to past the end.
+            let p = (model.floor(*topic) + ahead).saturating_sub(2);
+            log.purge_before(p as u64).map_err(io)?;
+            model.purge(*topic, p);
+            let entries = model.entries[*topic].len();
+            let first = (model.floor(*topic) < entries).then_some(model.floor(*topic) as u64);
+            prop_assert_eq!(log.first(), first);
+            prop_assert_eq!(log.next_position(), entries as u64);
+        }
+        _ => unreachable!("not an operation of the positional API: {op:?}"),
+    }
     Ok(())
 }
 

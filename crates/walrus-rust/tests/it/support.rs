@@ -173,3 +173,15 @@ pub(crate) fn run_child_test(name: &str, envs: &[(&str, &std::ffi::OsStr)]) {
         "{name} did not run"
     );
 }
+
+/// Zeroes the seal record of the first block of a segment file written with the default
+/// geometry (10 MiB blocks after a 4 KiB file header): the block looks as if the process had
+/// died before sealing it, so recovery scans it.
+pub(crate) fn wipe_seal_of_first_block(file: &Path) {
+    use std::os::unix::fs::FileExt;
+    let seal = walrus_topic::SEAL_BYTES;
+    let handle = std::fs::OpenOptions::new().write(true).open(file).unwrap();
+    handle
+        .write_all_at(&vec![0u8; seal as usize], 4096 + (10 << 20) - seal)
+        .unwrap();
+}

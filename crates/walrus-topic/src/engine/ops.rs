@@ -2,7 +2,7 @@
 //! and wait for durability as the schedule asks. The work itself is the topic's writer
 //! (`append.rs`) or reader (`reader.rs`).
 
-use std::sync::atomic::Ordering;
+use std::{ops::Range, sync::atomic::Ordering};
 
 use walrus_storage::frame_len;
 
@@ -75,20 +75,35 @@ impl Engine {
 
     /// Appends one entry to `topic`; with `SyncEach` returns only once it is durable.
     pub fn append(&self, topic: &str, data: &[u8], schedule: FsyncSchedule) -> Result<()> {
+        self.append_at(topic, data, schedule).map(drop)
+    }
+
+    /// [`Self::append`] that returns the entry's position (its sequence number).
+    pub(crate) fn append_at(
+        &self,
+        topic: &str,
+        data: &[u8],
+        schedule: FsyncSchedule,
+    ) -> Result<u64> {
         self.durability
             .check(self.append_inner(topic, data, schedule))
     }
 
-    fn append_inner(&self, topic: &str, data: &[u8], schedule: FsyncSchedule) -> Result<()> {
+    fn append_inner(&self, topic: &str, data: &[u8], schedule: FsyncSchedule) -> Result<u64> {
         check_entry_len(data.len())?;
         self.durability.check_poisoned()?;
         let topic = self.topic_or_create(topic)?;
         if !self.config.wait_for_batches && topic.batch_active.load(Ordering::Acquire) {
             return Err(Error::WouldBlock("batch write in progress for this topic"));
         }
-        let ticket = topic.writer.lock().append(self.write_ctx(), &topic, data)?;
+        let (ticket, position) = {
+            let mut writer = topic.writer.lock();
+            let ticket = writer.append(self.write_ctx(), &topic, data)?;
+            (ticket, writer.next_seq - 1)
+        };
         self.counters.appended(1, data.len() as u64);
-        self.wait_if_sync_each(schedule, ticket)
+        self.wait_if_sync_each(schedule, ticket)?;
+        Ok(position)
     }
 
     /// Appends every entry of `batch` or none of them, also across a crash.
@@ -98,6 +113,17 @@ impl Engine {
         batch: &[&[u8]],
         schedule: FsyncSchedule,
     ) -> Result<()> {
+        self.batch_append_at(topic, batch, schedule).map(drop)
+    }
+
+    /// [`Self::batch_append`] that returns the entries' positions (empty for an empty batch,
+    /// which appends nothing).
+    pub(crate) fn batch_append_at(
+        &self,
+        topic: &str,
+        batch: &[&[u8]],
+        schedule: FsyncSchedule,
+    ) -> Result<Range<u64>> {
         self.durability
             .check(self.batch_append_inner(topic, batch, schedule))
     }
@@ -107,10 +133,10 @@ impl Engine {
         topic: &str,
         batch: &[&[u8]],
         schedule: FsyncSchedule,
-    ) -> Result<()> {
+    ) -> Result<Range<u64>> {
         check_batch(batch)?;
         if batch.is_empty() {
-            return Ok(());
+            return Ok(0..0);
         }
         self.durability.check_poisoned()?;
         let topic = self.topic_or_create(topic)?;
@@ -118,14 +144,19 @@ impl Engine {
             return Err(Error::WouldBlock("another batch write already in progress"));
         }
         let guard = (!self.config.wait_for_batches).then(|| BatchGuard(&topic));
-        let ticket = topic
-            .writer
-            .lock()
-            .append_batch(self.write_ctx(), &topic, batch)?;
+        let (ticket, positions) = {
+            let mut writer = topic.writer.lock();
+            let ticket = writer.append_batch(self.write_ctx(), &topic, batch)?;
+            (
+                ticket,
+                writer.next_seq - batch.len() as u64..writer.next_seq,
+            )
+        };
         drop(guard);
         let bytes = batch.iter().map(|e| e.len() as u64).sum();
         self.counters.appended(batch.len() as u64, bytes);
-        self.wait_if_sync_each(schedule, ticket)
+        self.wait_if_sync_each(schedule, ticket)?;
+        Ok(positions)
     }
 
     fn wait_if_sync_each(&self, schedule: FsyncSchedule, ticket: u64) -> Result<()> {

@@ -86,47 +86,22 @@ pub(super) fn scan_file(
     let mut blocks = Vec::new();
     let mut index = 0u32;
     while index < file.block_count() {
-        let offset = file.block_offset(index);
-        let mut probe = [0u8; HEADER_PROBE_BYTES];
-        let probe_len = (file.block_bytes() as usize).min(HEADER_PROBE_BYTES);
-        segment.read_at(offset, &mut probe[..probe_len])?;
-        let header = match decode_frame(&probe[..probe_len]) {
-            Decoded::Zeroed => {
-                index += 1;
-                continue;
-            }
-            Decoded::Frame(frame) if frame.header.kind == BLOCK_HEADER_KIND => frame,
-            Decoded::Frame(_) | Decoded::Invalid(_) => {
-                damaged_header(report, segment.path(), offset, "damaged block header");
-                index += 1;
-                continue;
-            }
-        };
-        let extent_blocks = header.header.aux.max(1);
-        let name = std::str::from_utf8(header.payload).ok().map(str::to_owned);
-        // The extent lies inside the file, and the header frame, padding included, inside the
-        // extent (with a block size that is not a multiple of 8, a header that a writer never
-        // made could end in padding past it).
-        let fits = index
-            .checked_add(extent_blocks)
-            .is_some_and(|end| end <= file.block_count())
-            && header.frame_len as u64 <= u64::from(extent_blocks) * file.block_bytes();
-        let (Some(name), true) = (name, fits) else {
-            damaged_header(
-                report,
-                segment.path(),
-                offset,
-                "block header with bad topic or size",
-            );
+        let Some(header) = read_block_header(file, segment.as_ref(), index, report)? else {
             index += 1;
             continue;
         };
-        let Some(extent) = file.adopt_extent(index, extent_blocks) else {
+        let Some(extent) = file.adopt_extent(index, header.extent_blocks) else {
             index += 1;
             continue;
         };
-        let data_start = header.frame_len as u64;
-        let first_seq = header.header.seq;
+        index += header.extent_blocks;
+        let BlockHeader {
+            name,
+            first_seq,
+            data_start,
+            ..
+        } = header;
+        let path = segment.path();
         let sealed = if hints.scan_sealed {
             None
         } else {
@@ -136,36 +111,74 @@ pub(super) fn scan_file(
                 &name,
                 first_seq,
                 data_start,
-                segment.path(),
+                path,
             )?
         };
         if let Some(block) = sealed {
             // Its seal says where its entries end: nothing of its data is read.
             blocks.push(block);
-            index += extent_blocks;
             continue;
         }
         // The seal region at the extent's end is never data: a damaged or torn seal is not a
         // torn tail, just a block without a seal.
         let data_end = extent.len().saturating_sub(SEAL_BYTES).max(data_start);
-        let len = read_used_part(
-            segment.as_ref(),
-            extent.offset() + data_start,
-            (data_end - data_start) as usize,
-            buf,
-        )?;
-        blocks.push(scan_block(
-            extent,
-            name,
-            header.header.seq,
-            data_start,
-            &buf[..len],
-            segment.path(),
-            report,
-        ));
-        index += extent_blocks;
+        let at = extent.offset() + data_start;
+        let len = read_used_part(segment.as_ref(), at, (data_end - data_start) as usize, buf)?;
+        let used = &buf[..len];
+        let block = scan_block(extent, name, first_seq, data_start, used, path, report);
+        blocks.push(block);
     }
     Ok(blocks)
+}
+
+/// What a block header frame says.
+struct BlockHeader {
+    name: String,
+    extent_blocks: u32,
+    first_seq: u64,
+    data_start: u64,
+}
+
+/// The header of block `index` of `file`: `None` for a block never used (zeroed) or one whose
+/// header is damaged (reported; the block is skipped).
+fn read_block_header(
+    file: &SegmentFile,
+    segment: &dyn walrus_storage::Segment,
+    index: u32,
+    report: &mut RecoveryReport,
+) -> Result<Option<BlockHeader>> {
+    let offset = file.block_offset(index);
+    let mut probe = [0u8; HEADER_PROBE_BYTES];
+    let probe_len = (file.block_bytes() as usize).min(HEADER_PROBE_BYTES);
+    segment.read_at(offset, &mut probe[..probe_len])?;
+    let header = match decode_frame(&probe[..probe_len]) {
+        Decoded::Zeroed => return Ok(None),
+        Decoded::Frame(frame) if frame.header.kind == BLOCK_HEADER_KIND => frame,
+        Decoded::Frame(_) | Decoded::Invalid(_) => {
+            damaged_header(report, segment.path(), offset, "damaged block header");
+            return Ok(None);
+        }
+    };
+    let extent_blocks = header.header.aux.max(1);
+    let name = std::str::from_utf8(header.payload).ok().map(str::to_owned);
+    // The extent lies inside the file, and the header frame, padding included, inside the
+    // extent (with a block size that is not a multiple of 8, a header that a writer never
+    // made could end in padding past it).
+    let fits = index
+        .checked_add(extent_blocks)
+        .is_some_and(|end| end <= file.block_count())
+        && header.frame_len as u64 <= u64::from(extent_blocks) * file.block_bytes();
+    let (Some(name), true) = (name, fits) else {
+        let what = "block header with bad topic or size";
+        damaged_header(report, segment.path(), offset, what);
+        return Ok(None);
+    };
+    Ok(Some(BlockHeader {
+        name,
+        extent_blocks,
+        first_seq: header.header.seq,
+        data_start: header.frame_len as u64,
+    }))
 }
 
 /// The block as its seal record describes it, if it has a valid one (`seal.rs`).

@@ -7,6 +7,7 @@
 mod corruption_corpus;
 mod crash;
 mod inject;
+mod log;
 mod reads;
 mod recovery;
 mod seal;

@@ -1,0 +1,399 @@
+//! The issue's goals, checked against the rows of one run.
+
+use std::fmt::Write as _;
+
+use crate::{
+    report::{field, limits, num, ok, ratio},
+    suite::si,
+    wal,
+    workload::Fields,
+};
+
+/// The walrus backends the read and reopen goals are listed for: (system, backend).
+const BACKENDS: &[(&str, &str)] = &[("walrus", "fd"), ("walrus-mmap", "mmap")];
+/// 1 GiB: the reopen goals compare the reopen after 4 GiB with the one after 1 GiB.
+const GIB: u64 = 1 << 30;
+
+/// One goal of the issue, checked.
+#[derive(Debug, Clone)]
+pub struct Goal {
+    /// What the issue asks.
+    pub text: String,
+    /// What was measured.
+    pub measured: String,
+    /// `Some(true)` met, `Some(false)` missed, `None` not measurable in this run.
+    pub met: Option<bool>,
+}
+
+fn pick<'a>(
+    rows: &'a [Fields],
+    system: &str,
+    workload: &str,
+    sync: Option<&str>,
+    threads: Option<usize>,
+) -> Option<&'a Fields> {
+    rows.iter().find(|r| {
+        ok(r)
+            && field(r, "system") == system
+            && field(r, "workload") == workload
+            && sync.is_none_or(|s| field(r, "sync") == s)
+            && threads.is_none_or(|t| field(r, "threads") == t.to_string())
+    })
+}
+
+fn best_peer<'a>(
+    rows: &'a [Fields],
+    workload: &str,
+    sync: Option<&str>,
+    threads: Option<usize>,
+    key: &str,
+) -> Option<(&'a str, f64)> {
+    rows.iter()
+        .filter(|r| {
+            ok(r)
+                && field(r, "system") != "disk"
+                && !wal::is_walrus(field(r, "system"))
+                && field(r, "workload") == workload
+                && sync.is_none_or(|s| field(r, "sync") == s)
+                && threads.is_none_or(|t| field(r, "threads") == t.to_string())
+        })
+        .filter_map(|r| Some((field(r, "system"), num(r, key)?)))
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+}
+
+fn goal(text: &str, value: Option<f64>, target: Option<f64>, measured: String) -> Goal {
+    Goal {
+        text: text.to_owned(),
+        measured,
+        met: match (value, target) {
+            (Some(v), Some(t)) => Some(v >= t),
+            _ => None,
+        },
+    }
+}
+
+/// The issue's goals, from the main suite's rows.
+pub fn goals(rows: &[Fields]) -> Vec<Goal> {
+    let (fsync_rate, seq_mb) = limits(rows);
+    let ops = |r: Option<&Fields>| r.and_then(|r| num(r, "ops_per_s"));
+    let mut out = Vec::new();
+    let mut thread_counts: Vec<usize> = rows
+        .iter()
+        .filter(|r| field(r, "workload") == "append")
+        .filter_map(|r| field(r, "threads").parse().ok())
+        .collect();
+    thread_counts.sort_unstable();
+    thread_counts.dedup();
+    for &t in &thread_counts {
+        let w = ops(pick(rows, "walrus", "append", Some("200ms"), Some(t)));
+        let peer = best_peer(rows, "append", Some("200ms"), Some(t), "ops_per_s");
+        out.push(goal(
+            &format!("single appends (200 ms fsync) T={t} >= 2x best peer"),
+            w,
+            peer.map(|p| 2.0 * p.1),
+            format!(
+                "walrus {} vs {} {} = {}",
+                si(w.unwrap_or(0.0)),
+                peer.map_or("-", |p| p.0),
+                si(peer.map_or(0.0, |p| p.1)),
+                ratio(w, peer.map(|p| p.1))
+            ),
+        ));
+    }
+    let mmap = ops(pick(rows, "walrus-mmap", "append", Some("200ms"), Some(1)));
+    out.push(goal(
+        "mmap backend >= 1M appends/s at T=1",
+        mmap,
+        Some(1e6),
+        format!("walrus-mmap {}/s", si(mmap.unwrap_or(0.0))),
+    ));
+    let d1 = ops(pick(rows, "walrus", "append", Some("sync-each"), Some(1)));
+    out.push(goal(
+        "durable appends T=1 >= 0.9x raw fdatasync rate",
+        d1,
+        fsync_rate.map(|f| 0.9 * f),
+        format!(
+            "walrus {}/s vs fdatasync {}/s = {}",
+            si(d1.unwrap_or(0.0)),
+            si(fsync_rate.unwrap_or(0.0)),
+            ratio(d1, fsync_rate)
+        ),
+    ));
+    let d4 = ops(pick(rows, "walrus", "append", Some("sync-each"), Some(4)));
+    let p4 = best_peer(rows, "append", Some("sync-each"), Some(4), "ops_per_s");
+    out.push(goal(
+        "durable appends T=4 >= 3x best peer (group commit)",
+        d4,
+        p4.map(|p| 3.0 * p.1),
+        format!(
+            "walrus {}/s vs {} {}/s = {}",
+            si(d4.unwrap_or(0.0)),
+            p4.map_or("-", |p| p.0),
+            si(p4.map_or(0.0, |p| p.1)),
+            ratio(d4, p4.map(|p| p.1))
+        ),
+    ));
+    let b = pick(rows, "walrus", "batch", None, Some(1));
+    let rb = pick(rows, "raft-engine", "batch", None, Some(1));
+    out.push(goal(
+        "batch appends >= 1.2x raft-engine",
+        ops(b),
+        ops(rb).map(|r| 1.2 * r),
+        format!(
+            "walrus {}/s vs raft-engine {}/s = {}",
+            si(ops(b).unwrap_or(0.0)),
+            si(ops(rb).unwrap_or(0.0)),
+            ratio(ops(b), ops(rb))
+        ),
+    ));
+    let bmb = b.and_then(|r| num(r, "mb_per_s"));
+    out.push(goal(
+        "batch appends >= 0.9x buffered sequential write bandwidth",
+        bmb,
+        seq_mb.map(|s| 0.9 * s),
+        format!(
+            "walrus {:.0} MB/s vs disk {:.0} MB/s = {}",
+            bmb.unwrap_or(0.0),
+            seq_mb.unwrap_or(0.0),
+            ratio(bmb, seq_mb)
+        ),
+    ));
+    out.extend(read_goals(rows));
+    out.extend(reopen_goals(rows));
+    out.extend(crate::migrate::goal(rows));
+    out
+}
+
+/// The goals as text.
+pub fn goals_text(goals: &[Goal]) -> String {
+    let mut out = String::from("\nGoals (one run)\n");
+    for g in goals {
+        let mark = match g.met {
+            Some(true) => "met   ",
+            Some(false) => "MISSED",
+            None => "n/a   ",
+        };
+        let _ = writeln!(out, "  [{mark}] {:<64} {}", g.text, g.measured);
+    }
+    out
+}
+
+/// The row of `system` and `workload` after `fill` bytes.
+fn pick_fill<'a>(
+    rows: &'a [Fields],
+    system: &str,
+    workload: &str,
+    fill: u64,
+) -> Option<&'a Fields> {
+    rows.iter().find(|r| {
+        ok(r)
+            && field(r, "system") == system
+            && field(r, "workload") == workload
+            && num(r, "fill_bytes") == Some(fill as f64)
+    })
+}
+
+/// `system`'s `workload` against raft-engine's `peer_workload`, entries/s and MB/s: met when
+/// both are at least `factor` times raft-engine's.
+fn versus_raft(
+    rows: &[Fields],
+    text: String,
+    (system, workload): (&str, &str),
+    peer_workload: &str,
+    factor: f64,
+) -> Goal {
+    let w = pick(rows, system, workload, None, None);
+    let r = pick(rows, "raft-engine", peer_workload, None, None);
+    let get = |row: Option<&Fields>, k: &str| row.and_then(|row| num(row, k));
+    let (wo, wm, ro, rm) = (
+        get(w, "ops_per_s"),
+        get(w, "mb_per_s"),
+        get(r, "ops_per_s"),
+        get(r, "mb_per_s"),
+    );
+    let worst = match (wo, wm, ro, rm) {
+        (Some(wo), Some(wm), Some(ro), Some(rm)) if ro > 0.0 && rm > 0.0 => {
+            Some((wo / ro).min(wm / rm))
+        }
+        _ => None,
+    };
+    Goal {
+        text,
+        measured: format!(
+            "{system} {}/s {:.0} MB/s vs raft-engine {}/s {:.0} MB/s = {} / {}",
+            si(wo.unwrap_or(0.0)),
+            wm.unwrap_or(0.0),
+            si(ro.unwrap_or(0.0)),
+            rm.unwrap_or(0.0),
+            ratio(wo, ro),
+            ratio(wm, rm)
+        ),
+        met: worst.map(|x| x >= factor),
+    }
+}
+
+/// Batch reads (the 0.2.0 API and the borrowed one) >= 1.2x raft-engine, `read_next` >= 1.0x
+/// raft-engine, each for both walrus backends.
+fn read_goals(rows: &[Fields]) -> Vec<Goal> {
+    let mut out = Vec::new();
+    for &(system, backend) in BACKENDS {
+        out.push(versus_raft(
+            rows,
+            format!("batch reads ({backend}) >= 1.2x raft-engine, entries/s and MB/s"),
+            (system, "read-batch"),
+            "read-batch",
+            1.2,
+        ));
+        out.push(versus_raft(
+            rows,
+            format!("batch_read_with ({backend}) >= 1.2x raft-engine batch reads"),
+            (system, "read-borrowed"),
+            "read-batch",
+            1.2,
+        ));
+        out.push(versus_raft(
+            rows,
+            format!("read_next ({backend}) >= 1.0x raft-engine"),
+            (system, "read-next"),
+            "read-next",
+            1.0,
+        ));
+    }
+    out
+}
+
+/// A goal that a time is at most `limit` times another.
+fn at_most(
+    text: String,
+    value: Option<f64>,
+    base: Option<f64>,
+    limit: f64,
+    measured: String,
+) -> Goal {
+    Goal {
+        text,
+        measured,
+        met: match (value, base) {
+            (Some(v), Some(b)) if b > 0.0 => Some(v / b <= limit),
+            _ => None,
+        },
+    }
+}
+
+/// Reopen after 4 GiB <= 1.5x after 1 GiB, after 1 GiB <= raft-engine, and >= 10x faster than
+/// walrus-rust 0.2.0.
+fn reopen_goals(rows: &[Fields]) -> Vec<Goal> {
+    let ms = |system: &str, fill: u64| {
+        pick_fill(rows, system, "reopen", fill).and_then(|r| num(r, "reopen_ms"))
+    };
+    let mut out = Vec::new();
+    let raft = ms("raft-engine", GIB);
+    for &(system, backend) in BACKENDS {
+        let (one, four) = (ms(system, GIB), ms(system, 4 * GIB));
+        out.push(at_most(
+            format!("reopen after 4 GiB ({backend}) <= 1.5x reopen after 1 GiB"),
+            four,
+            one,
+            1.5,
+            format!(
+                "{system} {:.1} ms vs {:.1} ms = {}",
+                four.unwrap_or(0.0),
+                one.unwrap_or(0.0),
+                ratio(four, one)
+            ),
+        ));
+        out.push(at_most(
+            format!("reopen 1 GiB / 100 topics ({backend}) <= raft-engine's time"),
+            one,
+            raft,
+            1.0,
+            format!(
+                "{system} {:.1} ms vs raft-engine {:.1} ms = {}",
+                one.unwrap_or(0.0),
+                raft.unwrap_or(0.0),
+                ratio(one, raft)
+            ),
+        ));
+    }
+    let (ow, oo) = (ms("walrus", GIB), ms("walrus-0.2.0", GIB));
+    out.push(goal(
+        "reopen 1 GiB >= 10x faster than walrus-rust 0.2.0",
+        match (ow, oo) {
+            (Some(w), Some(o)) if w > 0.0 => Some(o / w),
+            _ => None,
+        },
+        Some(10.0),
+        format!(
+            "walrus {:.1} ms vs 0.2.0 {:.1} ms = {}",
+            ow.unwrap_or(0.0),
+            oo.unwrap_or(0.0),
+            ratio(oo, ow)
+        ),
+    ));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(pairs: &[(&str, &str)]) -> Fields {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    fn reopen(system: &str, fill: u64, ms: &str) -> Fields {
+        row(&[
+            ("group", "reopen"),
+            ("system", system),
+            ("workload", "reopen"),
+            ("fill_bytes", &fill.to_string()),
+            ("reopen_ms", ms),
+        ])
+    }
+
+    fn read(system: &str, workload: &str, ops: &str, mb: &str) -> Fields {
+        row(&[
+            ("group", workload),
+            ("system", system),
+            ("workload", workload),
+            ("ops_per_s", ops),
+            ("mb_per_s", mb),
+        ])
+    }
+
+    #[test]
+    fn read_and_reopen_goals() {
+        let rows = vec![
+            read("walrus", "read-batch", "1300", "13"),
+            read("walrus", "read-borrowed", "1100", "11"),
+            read("walrus-mmap", "read-batch", "1300", "11"),
+            read("raft-engine", "read-batch", "1000", "10"),
+            read("walrus", "read-next", "1000", "10"),
+            read("raft-engine", "read-next", "1000", "10"),
+            reopen("walrus", GIB, "10"),
+            reopen("walrus", 4 * GIB, "14"),
+            reopen("walrus-mmap", GIB, "10"),
+            reopen("walrus-mmap", 4 * GIB, "16"),
+            reopen("raft-engine", GIB, "12"),
+            reopen("walrus-0.2.0", GIB, "99"),
+        ];
+        let g = goals(&rows);
+        let met = |text: &str| g.iter().find(|g| g.text.starts_with(text)).unwrap().met;
+        assert_eq!(met("batch reads (fd)"), Some(true));
+        assert_eq!(met("batch_read_with (fd)"), Some(false), "1.1x < 1.2x");
+        assert_eq!(met("batch reads (mmap)"), Some(false), "MB/s only 1.1x");
+        assert_eq!(met("batch_read_with (mmap)"), None, "not run");
+        assert_eq!(met("read_next (fd)"), Some(true));
+        assert_eq!(met("reopen after 4 GiB (fd)"), Some(true));
+        assert_eq!(met("reopen after 4 GiB (mmap)"), Some(false), "1.6x");
+        assert_eq!(met("reopen 1 GiB / 100 topics (fd)"), Some(true));
+        assert_eq!(met("reopen 1 GiB >= 10x"), Some(false), "9.9x");
+        let table = crate::report::table(&rows);
+        assert!(table.contains("walrus borrowed"), "{table}");
+        assert!(table.contains("4GiB/1GiB"), "{table}");
+        assert!(table.contains("1.40x"), "{table}");
+    }
+}
