@@ -144,6 +144,9 @@ pub(crate) struct PendingSeals {
 impl PendingSeals {
     /// Queues the seal of `block`, whose last write took a ticket up to `ticket`.
     pub(crate) fn push(&self, block: Arc<Block>, summary: &SealSummary, ticket: u64) {
+        if !has_room(&block, summary) {
+            return;
+        }
         let frame = encode(summary, block.tag);
         let pending = Pending {
             block,
@@ -176,12 +179,25 @@ impl PendingSeals {
 
 /// Writes the seal of a block recovery scanned, whose data the open has just synced.
 pub(crate) fn write_now(block: Arc<Block>, summary: &SealSummary) {
+    if !has_room(&block, summary) {
+        return;
+    }
     let frame = encode(summary, block.tag);
     write(&Pending {
         block,
         frame,
         ticket: 0,
     });
+}
+
+/// Whether the seal region at the end of the block's extent lies past its data. Extents this
+/// writer allocates always reserve it; a recovered block of a tiny block size, or one written
+/// before seal records, may not, and is never sealed (its seal would overwrite data).
+fn has_room(block: &Block, summary: &SealSummary) -> bool {
+    summary
+        .end
+        .checked_add(SEAL_BYTES)
+        .is_some_and(|needed| needed <= block.extent.len())
 }
 
 /// Writes a seal at the end of its block's extent. A failure only costs a scan at the next

@@ -297,3 +297,64 @@ fn an_import_interrupted_after_any_block_finishes_exactly_once() {
         assert!(!copy.path().join("IMPORT-0.2.0").exists());
     }
 }
+
+#[test]
+fn a_v020_wal_index_is_read_by_wal_index_new_and_kept() {
+    let data = tempfile::tempdir().unwrap();
+    v020::run_script(
+        data.path(),
+        "open strict; append t 2 10; index positions a 3 42; index positions b 7 9",
+    );
+    // WalIndex::new takes its directory from the environment: a child process gets it.
+    crate::support::run_child_test(
+        "upgrade::child_reads_a_v020_wal_index",
+        &[
+            ("WALRUS_DATA_DIR", data.path().as_os_str()),
+            ("WALRUS_QUIET", "1".as_ref()),
+        ],
+    );
+    assert!(data.path().join("legacy-0.2.0/positions_index.db").exists());
+}
+
+/// Child: reads the index 0.2.0 wrote, converted on the first open, the same on the second.
+#[test]
+#[ignore = "run as a child process by a_v020_wal_index_is_read_by_wal_index_new_and_kept"]
+fn child_reads_a_v020_wal_index() {
+    if std::env::var_os("WALRUS_DATA_DIR").is_none() {
+        return;
+    }
+    for _ in 0..2 {
+        let index = walrus_rust::WalIndex::new("positions").unwrap();
+        let a = index.get("a").unwrap();
+        assert_eq!((a.cur_block_idx, a.cur_block_offset), (3, 42));
+        let b = index.get("b").unwrap();
+        assert_eq!((b.cur_block_idx, b.cur_block_offset), (7, 9));
+        assert!(index.get("c").is_none());
+    }
+}
+
+/// Chains that run over two 0.2.0 data files (more than 100 blocks): 1.1 GiB written by
+/// 0.2.0, so it runs on demand: `cargo test -p walrus-rust@0.3 --features
+/// walrus-storage/testing --test it -- --ignored two_data_files`.
+#[test]
+#[ignore = "writes 1.1 GiB with walrus-rust 0.2.0; run with --ignored"]
+fn chains_over_two_data_files_are_imported() {
+    let data = tempfile::tempdir().unwrap();
+    let script = "open strict; append big 1130 1048576; append small 3 10; read big 5";
+    v020::run_script(data.path(), script);
+    assert!(numeric_files(data.path()).len() >= 2, "two data files");
+    let appended = v020::appended(&v020::parse(script));
+    let wal = open_ns(data.path(), "").unwrap();
+    let big = &appended[&(String::new(), "big".to_owned())];
+    let mut read = 0;
+    while let Some(entry) = wal.read_next("big", true).unwrap() {
+        assert!(
+            entry.data == big[5 + read],
+            "entry {} byte-identical",
+            5 + read
+        );
+        read += 1;
+    }
+    assert_eq!(read, big.len() - 5);
+    assert_eq!(crate::support::drain(&wal, "small").len(), 3);
+}

@@ -121,7 +121,12 @@ pub(super) fn scan_file(
         }
         // The seal region at the extent's end is never data: a damaged or torn seal is not a
         // torn tail, just a block without a seal.
-        let data_end = extent.len().saturating_sub(SEAL_BYTES).max(data_start);
+        // (An extent too small to hold a seal after its header has none: all of it is data.)
+        let data_end = if extent.len() >= data_start + SEAL_BYTES {
+            extent.len() - SEAL_BYTES
+        } else {
+            extent.len()
+        };
         let at = extent.offset() + data_start;
         let len = read_used_part(segment.as_ref(), at, (data_end - data_start) as usize, buf)?;
         let used = &buf[..len];
