@@ -4,6 +4,10 @@ use std::path::{Path, PathBuf};
 
 use walrus_rust::{FsyncSchedule, ReadConsistency, Walrus};
 
+#[path = "../../../walrus-topic/tests/it/rng.rs"]
+mod rng;
+pub(crate) use rng::{Rng, seed_from_env};
+
 /// Both backends: fd (with io_uring where available) and mmap.
 pub(crate) const BACKENDS: [bool; 2] = [true, false];
 
@@ -115,36 +119,6 @@ pub(crate) fn wal_files(dir: &Path) -> Vec<PathBuf> {
         .collect();
     files.sort();
     files
-}
-
-/// Small deterministic generator (SplitMix64), so a seed replays exactly.
-pub(crate) struct Rng(pub(crate) u64);
-
-impl Rng {
-    pub(crate) fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    pub(crate) fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
-/// The seed of a randomized test: `SEED=<n>` replays one, otherwise one from the clock.
-pub(crate) fn seed_from_env() -> u64 {
-    std::env::var("SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        })
 }
 
 /// Runs the (ignored) test `name` of this binary in a child process with `envs` set, and fails

@@ -6,7 +6,6 @@ use std::{
     collections::BTreeMap,
     os::unix::fs::FileExt,
     path::{Path, PathBuf},
-    process::Command,
 };
 
 use walrus_rust::{FindingKind, Walrus};
@@ -14,19 +13,6 @@ use walrus_rust::{FindingKind, Walrus};
 use crate::v020;
 
 type Entries = BTreeMap<(String, String), Vec<Vec<u8>>>;
-
-pub(crate) fn sparse_copy(from: &Path) -> tempfile::TempDir {
-    let to = tempfile::tempdir().unwrap();
-    let status = Command::new("cp")
-        .arg("-a")
-        .arg("--sparse=always")
-        .arg(format!("{}/.", from.display()))
-        .arg(to.path())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    to
-}
 
 pub(crate) fn open_ns(data: &Path, ns: &str) -> std::io::Result<Walrus> {
     let builder = Walrus::builder().data_dir(data.to_path_buf());
@@ -71,7 +57,7 @@ fn check_upgrade(script: &str, envs: &[(&str, &str)]) -> (tempfile::TempDir, Ent
     v020::run_script_with_env(data.path(), script, envs);
     let appended = v020::appended(&v020::parse(script));
     let topics = topics_by_ns(&appended);
-    let copy = sparse_copy(data.path());
+    let copy = v020::sparse_copy(data.path());
     let expected = v020::drain_with_v020(copy.path(), &topics, envs);
     let mut delivered = Entries::new();
     for (ns, list) in &topics {
@@ -268,7 +254,7 @@ fn an_import_interrupted_after_any_block_finishes_exactly_once() {
     v020::run_script(data.path(), script);
     let appended = v020::appended(&v020::parse(script));
     for stop_after in 1..4u64 {
-        let copy = sparse_copy(data.path());
+        let copy = v020::sparse_copy(data.path());
         let calls = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         let counter = std::sync::Arc::clone(&calls);
         let interrupted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

@@ -10,7 +10,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::{support::Rng, upgrade::sparse_copy, v020};
+use crate::{
+    support::Rng,
+    v020::{self, sparse_copy},
+};
 
 /// 0.2.0 data: six topics, a mix of single appends and batches, a cursor in two of them.
 const SCRIPT: &str = "open strict; append t0 400 1500; batch t1 300 2000; append t2 900 300; \

@@ -10,6 +10,7 @@ use std::{collections::BTreeMap, fmt::Write as _, fs, io::Write as _, path::Path
 
 use walrus_storage::{Decoded, FrameHeader, decode_frame, encode_frame};
 
+use super::io_error;
 use crate::{
     Error, Result,
     format::{IMPORT_JOURNAL_KIND, IMPORT_JOURNAL_NAME},
@@ -26,15 +27,6 @@ pub(crate) struct Journal {
     pub(crate) files: Vec<String>,
     /// Per topic, the sequence number of its first imported entry.
     pub(crate) bases: BTreeMap<String, u64>,
-}
-
-fn io_error(op: &'static str, path: &Path, source: std::io::Error) -> Error {
-    walrus_storage::Error::Io {
-        op,
-        path: path.to_path_buf(),
-        source,
-    }
-    .into()
 }
 
 fn bad(path: &Path, reason: impl Into<String>) -> Error {

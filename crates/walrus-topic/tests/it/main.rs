@@ -10,6 +10,7 @@ mod inject;
 mod log;
 mod reads;
 mod recovery;
+mod rng;
 mod seal;
 mod sim_crash;
 mod support;
