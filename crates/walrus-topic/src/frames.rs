@@ -76,10 +76,8 @@ impl ReadAhead {
         min_seq: u64,
     ) -> Result<Step<'_>> {
         debug_assert!(offset < end);
-        if block.segment().is_none() {
-            // The file is gone (consumed and deleted): nothing to read.
-            return Ok(Step::Damaged { resume: end });
-        }
+        // (A file that is gone, consumed and deleted, fills nothing: `damaged` says so. The
+        // segment is not looked up per frame: it is an `Arc` shared by every reader.)
         let mut want = window.max(FRAME_HEADER_BYTES);
         for _ in 0..2 {
             if !self.holds(
