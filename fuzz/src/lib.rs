@@ -217,19 +217,21 @@ pub struct DirImage {
     pub files: Files,
 }
 
-struct Reader<'a> {
-    data: &'a [u8],
+/// Takes bytes and little-endian integers off the front of a fuzz input (also used by
+/// `v020.rs`).
+pub(crate) struct Reader<'a> {
+    pub(crate) data: &'a [u8],
 }
 
 impl Reader<'_> {
-    fn take(&mut self, n: usize) -> &[u8] {
+    pub(crate) fn take(&mut self, n: usize) -> &[u8] {
         let n = n.min(self.data.len());
         let (head, rest) = self.data.split_at(n);
         self.data = rest;
         head
     }
 
-    fn uint(&mut self, n: usize) -> u64 {
+    pub(crate) fn uint(&mut self, n: usize) -> u64 {
         self.take(n)
             .iter()
             .rev()

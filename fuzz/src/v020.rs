@@ -15,6 +15,7 @@ use std::{
     sync::OnceLock,
 };
 
+use crate::Reader;
 use walrus_v020::{
     BlockPos, HeaderError, LegacyDir, decode_index, fnv1a64,
     format::{BLOCK_BYTES, CURSOR_INDEX_FILE, HEADER_BYTES},
@@ -100,26 +101,6 @@ pub struct V020Image {
     pub wal_index: Vec<u8>,
     /// The data files by name.
     pub data: BTreeMap<String, SparseFile>,
-}
-
-struct Reader<'a> {
-    data: &'a [u8],
-}
-
-impl Reader<'_> {
-    fn take(&mut self, n: usize) -> &[u8] {
-        let n = n.min(self.data.len());
-        let (head, rest) = self.data.split_at(n);
-        self.data = rest;
-        head
-    }
-
-    fn uint(&mut self, n: usize) -> u64 {
-        self.take(n)
-            .iter()
-            .rev()
-            .fold(0, |acc, b| (acc << 8) | u64::from(*b))
-    }
 }
 
 /// The data file name of `number`.
