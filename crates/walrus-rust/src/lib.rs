@@ -179,12 +179,13 @@ pub mod upgrade {
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub mod log {
-    pub use walrus_topic::TopicLog;
+    pub use walrus_topic::{META_BYTES_MAX, TopicLog};
 }
 
 pub use log::TopicLog;
 
 pub use walrus_topic::{
     BATCH_BYTES_MAX, BATCH_ENTRIES_MAX, CursorTarget, ENTRY_BYTES_MAX, FORMAT_VERSION, FileInfo,
-    Finding, FindingKind, PurgeReport, ReadEntry, TOPIC_NAME_BYTES_MAX, TopicInfo, sanitize_key,
+    Finding, FindingKind, META_BYTES_MAX, PurgeReport, ReadEntry, TOPIC_NAME_BYTES_MAX, TopicInfo,
+    sanitize_key,
 };

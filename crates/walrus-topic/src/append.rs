@@ -288,6 +288,17 @@ impl TopicWriter {
         }
     }
 
+    /// After a truncation at `cut` (whose blocks are sealed, and everything before `cut`
+    /// durable): the next append gets `cut`, in a new block.
+    pub(crate) fn truncated(&mut self, cut: u64) {
+        self.active = None;
+        self.write_offset = 0;
+        self.next_seq = cut;
+        self.summary = SealSummary::default();
+        self.claims = ClaimTracker::new(cut);
+        self.marks = DurableMarks::new(cut);
+    }
+
     /// Makes the next append get `next_seq` (past the end: a purge past it, whose cursor is
     /// persisted already), in a new block. The positions skipped hold no entry.
     pub(crate) fn skip_to(&mut self, ctx: WriteCtx<'_>, topic: &Topic, next_seq: u64) {

@@ -67,6 +67,14 @@ impl Block {
         self.extent.seal();
     }
 
+    /// Ends the block at `end`, before the entry `cut` (a truncation removed it and what
+    /// followed, on disk already); the block is sealed and takes no more entries.
+    pub(crate) fn truncate_to(&self, end: u64, cut: u64) {
+        self.published.publish_sealed(end);
+        self.extent.seal();
+        self.offsets.truncate(cut);
+    }
+
     /// Offset (in the extent) where entries must end: the extent less its seal record.
     pub(crate) fn capacity(&self) -> u64 {
         self.extent.len().saturating_sub(crate::format::SEAL_BYTES)

@@ -67,6 +67,7 @@ pub struct Engine {
     pub(crate) alloc: Arc<Allocator>,
     pub(crate) durability: Arc<Durability>,
     pub(crate) cursors: CursorStore,
+    pub(crate) records: crate::topic_record::RecordStore,
     pub(crate) topics: RwLock<FnvHashMap<String, Arc<Topic>>>,
     pub(crate) counters: Counters,
     pub(crate) recovery_time: Duration,
@@ -128,6 +129,8 @@ impl Engine {
         let alloc = Arc::new(Allocator::new(Arc::clone(&storage), config.alloc)?);
         let (files, unreadable) = adopt_files(&storage, &alloc, config.read_only)?;
         let (cursors, loaded) = CursorStore::open(Arc::clone(&storage))?;
+        let records = crate::topic_record::RecordStore::open(Arc::clone(&storage))?;
+        let cuts = records.pending_cuts();
         let positions: HashMap<String, u64> = loaded
             .iter()
             .map(|(name, c)| (name.clone(), c.cursor.next_seq))
@@ -135,10 +138,18 @@ impl Engine {
         let hints = read_hints(storage.as_ref(), config.read_only, config.scan_sealed)?;
         let mut report = {
             let _span = tracing::info_span!("walrus_recovery", files = files.len()).entered();
-            recovery::recover(&files, &positions, hints)?
+            recovery::recover(&files, &positions, hints, &cuts)?
         };
         if !config.read_only {
             settle_after_recovery(storage.as_ref(), &alloc, hints)?;
+            // The truncations recovery finished are durable now.
+            for (name, cut) in cuts {
+                let done = crate::topic_record::Cut {
+                    pending: false,
+                    ..cut
+                };
+                records.update(&name, |record| record.cut = Some(done))?;
+            }
             // The blocks recovery had to scan are durable now: seal them, so that the next
             // open reads none of their data (their seals become durable with the next sync).
             for topic in report.topics.values_mut() {
@@ -168,6 +179,7 @@ impl Engine {
             alloc,
             durability: Arc::new(durability),
             cursors,
+            records,
             topics: RwLock::new(topics),
             counters: Counters::default(),
             recovery_time,

@@ -33,6 +33,10 @@ pub enum Error {
     /// past entries no read delivered, so the instance is poisoned.
     #[error("cursor write failed ({0}) and could not be undone ({1})")]
     CursorUndoFailed(walrus_storage::Error, walrus_storage::Error),
+    /// A topic record write failed and undoing it failed too: the record file may hold the
+    /// new record although the call failed.
+    #[error("topic record write failed ({0}) and could not be undone ({1})")]
+    RecordUndoFailed(walrus_storage::Error, walrus_storage::Error),
     /// The instance was opened read-only.
     #[error("instance opened read-only: {0} refused")]
     ReadOnly(&'static str),
@@ -89,7 +93,7 @@ impl Error {
         match self {
             Self::Storage(err) => err.is_sync_failure(),
             Self::Alloc(err) => err.is_sync_failure(),
-            Self::CursorUndoFailed(..) => true,
+            Self::CursorUndoFailed(..) | Self::RecordUndoFailed(..) => true,
             _ => false,
         }
     }
@@ -97,7 +101,10 @@ impl Error {
     /// The [`io::ErrorKind`] that best describes this error.
     pub fn kind(&self) -> io::ErrorKind {
         match self {
-            Self::Storage(err) | Self::Locked(err) | Self::CursorUndoFailed(err, _) => err.kind(),
+            Self::Storage(err)
+            | Self::Locked(err)
+            | Self::CursorUndoFailed(err, _)
+            | Self::RecordUndoFailed(err, _) => err.kind(),
             Self::Alloc(err) => err.kind(),
             Self::InvalidInput(_) => io::ErrorKind::InvalidInput,
             Self::WouldBlock(_) => io::ErrorKind::WouldBlock,

@@ -44,6 +44,44 @@ pub(crate) const SEAL_PAYLOAD_BYTES: usize = SEAL_MAX_CLAIM_OFFSET + 8;
 /// Bytes reserved at the end of every extent for its seal record.
 pub const SEAL_BYTES: u64 = frame_len(SEAL_PAYLOAD_BYTES) as u64;
 
+/// Frame kind of a topic record (`topic_record.rs`): `seq` = the slot's generation, `aux` =
+/// the slot number, `flags` = the `RECORD_*` bits; payload: the `RECORD_*_OFFSET` fields, the
+/// metadata bytes, then the topic name.
+pub(crate) const RECORD_KIND: u8 = 0x21;
+/// Record flag: the record holds metadata (`TopicLog::set_meta`), possibly empty.
+pub(crate) const RECORD_HAS_META: u16 = 1 << 0;
+/// Record flag: the topic was truncated at `RECORD_CUT_SEQ_OFFSET`.
+pub(crate) const RECORD_HAS_CUT: u16 = 1 << 1;
+/// Record flag: that truncation may not be complete on disk; recovery finishes it.
+pub(crate) const RECORD_CUT_PENDING: u16 = 1 << 2;
+/// Record payload: the truncation point (entries at and after it were removed), where the
+/// entry before it lies when truncation closed its batch (file sequence number, file offset;
+/// `u64::MAX` if none), the metadata length (u32), the name length (u32).
+pub(crate) const RECORD_CUT_SEQ_OFFSET: usize = 0;
+pub(crate) const RECORD_CLOSE_FILE_OFFSET: usize = 8;
+pub(crate) const RECORD_CLOSE_AT_OFFSET: usize = 16;
+pub(crate) const RECORD_META_LEN_OFFSET: usize = 24;
+pub(crate) const RECORD_NAME_LEN_OFFSET: usize = 28;
+pub(crate) const RECORD_FIXED_BYTES: usize = 32;
+/// Bytes of one topic record slot; each topic that has a record has two, written in turn.
+pub(crate) const RECORD_SLOT_BYTES: u64 = 1024;
+/// Topics per record file.
+pub(crate) const RECORD_TOPICS_PER_FILE: u32 = 256;
+/// Bytes of one record file.
+pub(crate) const RECORD_FILE_BYTES: u64 = RECORD_SLOT_BYTES * 2 * RECORD_TOPICS_PER_FILE as u64;
+
+/// Name of record file number `index`.
+pub(crate) fn record_file_name(index: u32) -> String {
+    format!("records-{index:04}.idx")
+}
+
+/// Number of a record file, from its name.
+pub(crate) fn parse_record_file_name(name: &str) -> Option<u32> {
+    let digits = name.strip_prefix("records-")?.strip_suffix(".idx")?;
+    (digits.len() == 4 && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| digits.parse().ok())?
+}
+
 /// Frame kind of one `WalIndex` record (file `<name>_index.db`): payload
 /// `0..8 cur_block_idx u64 | 8..16 cur_block_offset u64 | 16.. key (UTF-8)`.
 pub(crate) const INDEX_ENTRY_KIND: u8 = 0x30;
@@ -84,6 +122,9 @@ pub(crate) fn topic_tag(name: &str) -> u16 {
 pub(crate) fn tag_matches(flags: u16, tag: u16) -> bool {
     flags & FLAG_TOPIC_TAG == tag
 }
+
+/// Largest metadata record of a topic (`TopicLog::set_meta`), in bytes.
+pub const META_BYTES_MAX: usize = 512;
 
 /// Longest topic name, in bytes of UTF-8.
 pub const TOPIC_NAME_BYTES_MAX: usize = 128;
@@ -132,6 +173,11 @@ const _: () = assert!(
     "a cursor slot must hold the longest topic name"
 );
 const _: () = assert!(FRAME_HEADER_BYTES == 32);
+const _: () = assert!(
+    frame_len(RECORD_FIXED_BYTES + META_BYTES_MAX + TOPIC_NAME_BYTES_MAX) as u64
+        <= RECORD_SLOT_BYTES,
+    "a record slot must hold the largest metadata and the longest topic name"
+);
 
 /// File left in the directory when an instance is poisoned by a failed sync. Its presence at
 /// open tells recovery that data it finds may exist only in the page cache (the kernel may

@@ -27,6 +27,7 @@ mod stats;
 mod sync;
 mod telemetry;
 mod topic;
+mod topic_record;
 mod wal_index;
 mod walrus;
 
@@ -38,7 +39,8 @@ pub const FORMAT_VERSION: u8 = walrus_storage::FormatVersion::CURRENT as u8;
 pub use error::{Error, Result};
 pub use format::LEGACY_DIR_NAME;
 pub use format::{
-    BATCH_BYTES_MAX, BATCH_ENTRIES_MAX, ENTRY_BYTES_MAX, SEAL_BYTES, TOPIC_NAME_BYTES_MAX,
+    BATCH_BYTES_MAX, BATCH_ENTRIES_MAX, ENTRY_BYTES_MAX, META_BYTES_MAX, SEAL_BYTES,
+    TOPIC_NAME_BYTES_MAX,
 };
 pub use inspect::{CursorTarget, FileInfo, PurgeReport, TopicInfo};
 pub use legacy::{

@@ -12,6 +12,7 @@ mod durable;
 mod index;
 mod ops;
 mod tail;
+mod truncate;
 
 use std::{
     io,
@@ -24,6 +25,7 @@ use parking_lot::Mutex;
 
 pub(crate) use durable::{DurableCallback, DurableCallbacks, DurableMarks};
 pub(crate) use index::{Positions, SparseIndex, indexed};
+pub(crate) use truncate::close_batch;
 
 use crate::{Engine, FsyncSchedule, frames::ReadAhead, topic::Topic};
 
@@ -207,6 +209,35 @@ impl TopicLog {
     /// gets `position`. A floor never moves back: purging below it does nothing.
     pub fn purge_before(&self, position: u64) -> io::Result<()> {
         Ok(self.engine.purge_before(&self.topic, position)?)
+    }
+
+    /// Removes every entry at `position` and after it, durably when this returns: the next
+    /// append gets `position`. A crash at any moment leaves either all of the old suffix or
+    /// none of it (never old and new entries at one position). A 0.2.0-style cursor past
+    /// `position` moves back to it. Truncating at or past the end does nothing; truncating
+    /// below the purge floor is `InvalidInput` (entries below it are gone already).
+    pub fn truncate_from(&self, position: u64) -> io::Result<()> {
+        Ok(self.engine.truncate_from(&self.topic, position)?)
+    }
+
+    /// Removes every entry after `position` (see [`truncate_from`](Self::truncate_from)):
+    /// the next append gets `position + 1`.
+    pub fn truncate_after(&self, position: u64) -> io::Result<()> {
+        self.truncate_from(position.saturating_add(1))
+    }
+
+    /// Replaces the topic's metadata record with `bytes` (at most [`META_BYTES_MAX`]),
+    /// durably when this returns, atomically across a crash (the old record or the new one,
+    /// never a mix). For what must survive beside the log, such as a Raft vote.
+    ///
+    /// [`META_BYTES_MAX`]: crate::META_BYTES_MAX
+    pub fn set_meta(&self, bytes: &[u8]) -> io::Result<()> {
+        Ok(self.engine.set_meta(&self.topic, bytes)?)
+    }
+
+    /// The topic's metadata record, `None` if none was ever set.
+    pub fn meta(&self) -> Option<Vec<u8>> {
+        self.engine.meta(&self.topic)
     }
 
     /// Makes everything appended so far (by any handle on the instance) durable: one sync

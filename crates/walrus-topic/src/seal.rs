@@ -139,6 +139,9 @@ struct Pending {
 #[derive(Debug, Default)]
 pub(crate) struct PendingSeals {
     queue: Mutex<Vec<Pending>>,
+    /// Held while due seals are written, so that `forget` returning means no seal of the
+    /// forgotten blocks is being written either.
+    writing: Mutex<()>,
 }
 
 impl PendingSeals {
@@ -163,6 +166,7 @@ impl PendingSeals {
 
     /// Writes the seals whose blocks are durable once every ticket up to `durable` is.
     pub(crate) fn write_due(&self, durable: u64) {
+        let _writing = self.writing.lock();
         let due: Vec<Pending> = {
             let mut queue = self.queue.lock();
             let (due, wait) = std::mem::take(&mut *queue)
@@ -178,6 +182,15 @@ impl PendingSeals {
 }
 
 /// Writes the seal of a block recovery scanned, whose data the open has just synced.
+impl PendingSeals {
+    /// Drops the seals waiting for the blocks `which` picks (a truncation is about to change
+    /// those blocks); none of them is written after this returns.
+    pub(crate) fn forget(&self, which: impl Fn(&Block) -> bool) {
+        let _writing = self.writing.lock();
+        self.queue.lock().retain(|p| !which(&p.block));
+    }
+}
+
 pub(crate) fn write_now(block: Arc<Block>, summary: &SealSummary) {
     if !has_room(&block, summary) {
         return;

@@ -66,6 +66,11 @@ impl SparseIndex {
         }
     }
 
+    /// Forgets the points of entries `cut` and later (a truncation removed them).
+    pub(crate) fn truncate(&self, cut: u64) {
+        self.0.lock().points.retain(|&(seq, _)| seq < cut);
+    }
+
     /// Offset in `block` of the indexed entry closest before (or at) `seq`, or where the
     /// block's entries start. Builds the index first if the block was recovered.
     pub(crate) fn start_for(&self, block: &Block, seq: u64, ahead: &mut ReadAhead) -> Result<u64> {
@@ -164,6 +169,16 @@ impl Positions {
     /// Forgets the blocks whose entries are all below the floor.
     pub(crate) fn prune(&self) {
         prune(&mut self.blocks.write(), self.floor());
+    }
+
+    /// Every block held, in order.
+    pub(crate) fn all(&self) -> Vec<Arc<Block>> {
+        self.blocks.read().iter().cloned().collect()
+    }
+
+    /// Forgets the blocks whose first entry is `cut` or later (a truncation removed them).
+    pub(crate) fn truncate(&self, cut: u64) {
+        self.blocks.write().retain(|b| b.first_seq < cut);
     }
 
     /// The block that holds position `seq` if any does: the last with `first_seq <= seq`.

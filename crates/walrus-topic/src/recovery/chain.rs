@@ -327,6 +327,21 @@ fn finding(block: &ScannedBlock, offset: u64, kind: FindingKind) -> Finding {
     }
 }
 
+/// Takes the blocks an interrupted truncation removes out of the topic for good, as
+/// `discard` does, without reporting them: they are not damage.
+pub(super) fn remove_truncated(
+    blocks: Vec<ScannedBlock>,
+    hints: Hints,
+    touched: &mut Vec<Arc<SegmentFile>>,
+) -> Result<()> {
+    if !hints.read_only {
+        for block in &blocks {
+            discard(block, touched)?;
+        }
+    }
+    Ok(())
+}
+
 /// Takes a dropped block out of the topic for good: its header zeroed (synced with the other
 /// cuts), its extent given up so that its file can be deleted.
 fn discard(block: &ScannedBlock, touched: &mut Vec<Arc<SegmentFile>>) -> Result<()> {

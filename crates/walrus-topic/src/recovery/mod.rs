@@ -67,6 +67,9 @@ pub(crate) struct Hints {
     pub(crate) scan_sealed: bool,
 }
 
+/// Truncations that recovery must finish, by topic (`log/truncate.rs`).
+pub(crate) type Cuts = HashMap<String, crate::topic_record::Cut>;
+
 /// Scans `files`, adopts their live extents, cuts torn tails and partial batches durably, and
 /// returns the topics. Every file is finished (and deleted if nothing in it is live).
 ///
@@ -76,18 +79,28 @@ pub(crate) fn recover(
     files: &[RecoveredFile],
     cursors: &HashMap<String, u64>,
     hints: Hints,
+    cuts: &Cuts,
 ) -> Result<RecoveryReport> {
     let mut report = RecoveryReport::default();
+    let mut touched: Vec<Arc<SegmentFile>> = Vec::new();
+    if !hints.read_only {
+        close_cut_batches(files, cuts, &mut touched)?;
+    }
     let mut scanned: HashMap<String, Vec<scan::ScannedBlock>> = HashMap::new();
     let mut buf = Vec::new();
     for recovered in files {
-        for block in scan::scan_file(&recovered.file, &mut buf, hints, &mut report)? {
+        for block in scan::scan_file(&recovered.file, &mut buf, hints, cuts, &mut report)? {
             scanned.entry(block.topic.clone()).or_default().push(block);
         }
     }
-    let mut touched: Vec<Arc<SegmentFile>> = Vec::new();
-    for (name, blocks) in scanned {
+    for (name, mut blocks) in scanned {
         let cursor = cursors.get(&name).copied();
+        if let Some(cut) = cuts.get(&name) {
+            // Blocks that start at or after a truncation recovery finishes are removed whole.
+            let (removed, kept) = blocks.into_iter().partition(|b| b.first_seq >= cut.seq);
+            blocks = kept;
+            chain::remove_truncated(removed, hints, &mut touched)?;
+        }
         let topic = chain::recover_topic(&name, blocks, cursor, hints, &mut report, &mut touched)?;
         // Nothing left and nothing ever consumed: the same as a topic never written.
         if !topic.blocks.is_empty() || topic.next_seq > 0 {
@@ -106,4 +119,27 @@ pub(crate) fn recover(
         }
     }
     Ok(report)
+}
+
+/// Step 3 of an interrupted truncation, first part: the entry before the cut ends its batch
+/// (`log/truncate.rs`), before the scan decides which batches are whole.
+fn close_cut_batches(
+    files: &[RecoveredFile],
+    cuts: &Cuts,
+    touched: &mut Vec<Arc<SegmentFile>>,
+) -> Result<()> {
+    for cut in cuts.values() {
+        let Some((file_seq, offset)) = cut.close_at else {
+            continue;
+        };
+        let file = files.iter().map(|r| &r.file).find(|f| f.seq() == file_seq);
+        if let Some(file) = file
+            && let Some(segment) = file.segment()
+            && crate::log::close_batch(segment.as_ref(), offset, cut.seq.saturating_sub(1))?
+            && !touched.iter().any(|f| Arc::ptr_eq(f, file))
+        {
+            touched.push(Arc::clone(file));
+        }
+    }
+    Ok(())
 }

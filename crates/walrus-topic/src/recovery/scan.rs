@@ -57,6 +57,8 @@ pub(super) struct ScannedBlock {
     pub(super) dirty_end: u64,
     /// Whether a seal record described the block (else it was scanned).
     pub(super) sealed: bool,
+    /// Entries numbered this or later are not the block's: a truncation removed them.
+    stop_at: u64,
     /// The file, for findings.
     pub(super) path: PathBuf,
 }
@@ -78,6 +80,7 @@ pub(super) fn scan_file(
     file: &Arc<SegmentFile>,
     buf: &mut Vec<u8>,
     hints: super::Hints,
+    cuts: &super::Cuts,
     report: &mut RecoveryReport,
 ) -> Result<Vec<ScannedBlock>> {
     let Some(segment) = file.segment() else {
@@ -102,7 +105,9 @@ pub(super) fn scan_file(
             ..
         } = header;
         let path = segment.path();
-        let sealed = if hints.scan_sealed {
+        // A truncation recovery must finish: its blocks are scanned, and end at the cut.
+        let stop_at = cuts.get(&name).map_or(u64::MAX, |cut| cut.seq);
+        let sealed = if hints.scan_sealed || stop_at != u64::MAX {
             None
         } else {
             sealed_block(
@@ -130,8 +135,8 @@ pub(super) fn scan_file(
         let at = extent.offset() + data_start;
         let len = read_used_part(segment.as_ref(), at, (data_end - data_start) as usize, buf)?;
         let used = &buf[..len];
-        let block = scan_block(extent, name, first_seq, data_start, used, path, report);
-        blocks.push(block);
+        let head = (name, first_seq, data_start, stop_at);
+        blocks.push(scan_block(extent, head, used, path, report));
     }
     Ok(blocks)
 }
@@ -223,6 +228,7 @@ fn sealed_block(
         scanned_end: seal.end,
         dirty_end: seal.end,
         sealed: true,
+        stop_at: u64::MAX,
         path: path.to_path_buf(),
     }))
 }
@@ -280,15 +286,17 @@ fn read_used_part(
     }
 }
 
+/// Scans the entries of a block: `head` is its topic, first sequence number and data start
+/// (from its header), and the sequence number its entries stop before (a truncation that
+/// recovery finishes; `u64::MAX` if none).
 fn scan_block(
     extent: Arc<Extent>,
-    topic: String,
-    first_seq: u64,
-    data_start: u64,
+    head: (String, u64, u64, u64),
     buf: &[u8],
     path: &std::path::Path,
     report: &mut RecoveryReport,
 ) -> ScannedBlock {
+    let (topic, first_seq, data_start, stop_at) = head;
     let tag = topic_tag(&topic);
     let progress = Progress {
         end: data_start,
@@ -307,6 +315,7 @@ fn scan_block(
         max_claim: 0,
         scanned_end: data_start,
         sealed: false,
+        stop_at,
         path: path.to_path_buf(),
         dirty_end: data_start
             + buf
@@ -343,6 +352,11 @@ fn scan_block(
         break;
     }
     block.scanned_end = block.progress.end;
+    if stop_at != u64::MAX {
+        // Everything was durable before the truncation started: what follows the entries
+        // kept is the removed suffix, zeroed like a torn tail, but not one.
+        block.scanned_end = block.dirty_end.max(block.progress.end);
+    }
     block
 }
 
@@ -360,6 +374,9 @@ impl ScannedBlock {
         report: &mut RecoveryReport,
     ) -> bool {
         let header = frame.header;
+        if header.seq >= self.stop_at {
+            return false;
+        }
         let expected = self.progress.next_seq;
         // An entry never has the largest number (appends leave it for the next sequence
         // number), so such a frame is garbage, like stale bytes.

@@ -14,3 +14,4 @@ mod rng;
 mod seal;
 mod sim_crash;
 mod support;
+mod truncate;
