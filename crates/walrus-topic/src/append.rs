@@ -16,8 +16,8 @@ use crate::{
     claim::ClaimTracker,
     durability::Durability,
     format::{
-        BLOCK_HEADER_KIND, ENTRY_KIND, FLAG_BATCH, FLAG_BATCH_END, SEAL_BYTES, block_header_len,
-        encode_claim, topic_tag,
+        ENTRY_KIND, FLAG_BATCH, FLAG_BATCH_END, SEAL_BYTES, block_header_len, encode_claim,
+        topic_tag,
     },
     log::{DurableMarks, indexed},
     seal::SealSummary,
@@ -328,14 +328,7 @@ fn new_block(
             "segment file deleted while allocating".into(),
         ));
     };
-    let mut header = Vec::with_capacity(data_start as usize);
-    let frame = FrameHeader {
-        kind: BLOCK_HEADER_KIND,
-        flags: 0,
-        aux: extent.block_count(),
-        seq: first_seq,
-    };
-    encode_frame(&mut header, &frame, topic.name.as_bytes());
+    let header = crate::block::header_frame(&topic.name, first_seq, extent.block_count(), 0);
     if let Err(err) = segment.write_at(extent.offset(), &header) {
         extent.abandon();
         return Err(err.into());

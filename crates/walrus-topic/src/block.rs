@@ -24,6 +24,20 @@ pub(crate) struct Block {
     pub(crate) offsets: crate::log::SparseIndex,
 }
 
+/// The header frame of a block of `topic` whose first entry is `first_seq`, in an extent of
+/// `blocks` blocks, with header flags `flags`.
+pub(crate) fn header_frame(topic: &str, first_seq: u64, blocks: u32, flags: u16) -> Vec<u8> {
+    let mut header = Vec::with_capacity(crate::format::block_header_len(topic) as usize);
+    let frame = walrus_storage::FrameHeader {
+        kind: crate::format::BLOCK_HEADER_KIND,
+        flags,
+        aux: blocks,
+        seq: first_seq,
+    };
+    walrus_storage::encode_frame(&mut header, &frame, topic.as_bytes());
+    header
+}
+
 impl Block {
     pub(crate) fn new(
         extent: Arc<Extent>,

@@ -6,6 +6,10 @@ use walrus_storage::{FRAME_HEADER_BYTES, FRAME_PAYLOAD_BYTES_MAX, frame_len};
 /// Frame kind of a block header: `seq` = the topic sequence number of the block's first
 /// entry, payload = the topic name.
 pub(crate) const BLOCK_HEADER_KIND: u8 = 0x10;
+/// Block header flag: a truncation removed the block (`log/truncate.rs`). Recovery skips the
+/// whole extent and gives it up; the flag marks the extent, so a block of a multi-block
+/// extent is never probed for a header of its own.
+pub(crate) const BLOCK_FLAG_REMOVED: u16 = 1 << 0;
 /// Frame kind of an entry: `seq` = its topic sequence number, payload = the user's bytes.
 pub(crate) const ENTRY_KIND: u8 = 0x11;
 /// Encodes an entry's durability claim into its `aux` field: every entry of the topic before

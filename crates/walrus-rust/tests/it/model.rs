@@ -12,7 +12,10 @@
 //! The positional API (`TopicLog`) runs in the same sequences: appends and batches that
 //! return positions, `read_at` and `read_range` anywhere around the readable range, and
 //! `purge_before` up to past the end; the model's purge floor is the persisted cursor, which a
-//! purge moves up (and the cursor with it when it is behind).
+//! purge moves up (and the cursor with it when it is behind). `truncate_from` cuts from the
+//! floor to the end (the cursor moves back to a cut behind it; later appends carry the
+//! topic's truncation count in their bytes, so a removed entry can never pass for a new one),
+//! and `set_meta` records are checked after the last reopen.
 //!
 //! `MODEL_CASES` sets the cases per backend and schedule (default 24; `cargo xtask
 //! reliability` runs 2,000), `SEED` replays a run.
@@ -84,6 +87,16 @@ enum Op {
         topic: usize,
         ahead: usize,
     },
+    /// `TopicLog::truncate_from(max(end - back, floor))`: sometimes at the end (a no-op).
+    Truncate {
+        topic: usize,
+        back: usize,
+    },
+    /// `TopicLog::set_meta` with `len` bytes.
+    SetMeta {
+        topic: usize,
+        len: usize,
+    },
 }
 
 fn entry_len() -> impl Strategy<Value = usize> {
@@ -127,6 +140,10 @@ fn op() -> impl Strategy<Value = Op> {
         ),
         3 => (0..TOPICS.len(), prop_oneof![3 => 0usize..20, 1 => 0usize..200])
             .prop_map(|(topic, ahead)| Op::PurgeBefore { topic, ahead }),
+        3 => (0..TOPICS.len(), prop_oneof![3 => 0usize..5, 1 => 0usize..100])
+            .prop_map(|(topic, back)| Op::Truncate { topic, back }),
+        2 => (0..TOPICS.len(), 0usize..=walrus_rust::META_BYTES_MAX)
+            .prop_map(|(topic, len)| Op::SetMeta { topic, len }),
     ]
 }
 
@@ -137,9 +154,10 @@ fn consistency() -> impl Strategy<Value = ReadConsistency> {
     ]
 }
 
-/// The bytes of entry `index` of `topic`: recognisable, and of the drawn length.
-fn entry_bytes(topic: usize, index: usize, len: usize) -> Vec<u8> {
-    let mut data = format!("{topic}/{index}/").into_bytes();
+/// The bytes of entry `index` of `topic` written after `epoch` truncations of it:
+/// recognisable (a removed entry never passes for its successor), and of the drawn length.
+fn entry_bytes(topic: usize, index: usize, len: usize, epoch: usize) -> Vec<u8> {
+    let mut data = format!("{topic}/{index}/{epoch}/").into_bytes();
     data.resize(len.max(data.len()), 0);
     for (i, b) in data.iter_mut().enumerate().skip(8) {
         *b = (i as u8).wrapping_mul(31) ^ index as u8;
@@ -153,6 +171,10 @@ struct Model {
     delivered: Vec<usize>,
     /// The part of `delivered` whose cursor is persisted: where a reopen resumes.
     persisted: Vec<usize>,
+    /// Truncations of each topic so far (part of its entries' bytes).
+    epochs: Vec<usize>,
+    /// Each topic's metadata record.
+    meta: Vec<Option<Vec<u8>>>,
 }
 
 impl Model {
@@ -161,7 +183,19 @@ impl Model {
             entries: vec![Vec::new(); TOPICS.len()],
             delivered: vec![0; TOPICS.len()],
             persisted: vec![0; TOPICS.len()],
+            epochs: vec![0; TOPICS.len()],
+            meta: vec![None; TOPICS.len()],
         }
+    }
+
+    /// `truncate_from(cut)` with `cut` at or above the floor: the entries from `cut` on go,
+    /// and a cursor past it moves back to it.
+    fn truncate(&mut self, topic: usize, cut: usize) {
+        if cut < self.entries[topic].len() {
+            self.entries[topic].truncate(cut);
+            self.epochs[topic] += 1;
+        }
+        self.delivered[topic] = self.delivered[topic].min(cut);
     }
 
     /// After a checkpointed read of `topic` delivered `count` entries: `StrictlyAtOnce`
@@ -269,7 +303,7 @@ fn run_case(
         let at = format!("step {step} {op:?}");
         match op {
             Op::Append { topic, len } => {
-                let data = entry_bytes(*topic, model.entries[*topic].len(), *len);
+                let data = entry_bytes(*topic, model.entries[*topic].len(), *len, model.epochs[*topic]);
                 wal.append_for_topic(TOPICS[*topic], &data)
                     .map_err(|e| TestCaseError::fail(format!("{at}: {e}")))?;
                 model.entries[*topic].push(data);
@@ -280,7 +314,7 @@ fn run_case(
                 let batch: Vec<Vec<u8>> = lens
                     .iter()
                     .enumerate()
-                    .map(|(i, len)| entry_bytes(*topic, start + i, *len))
+                    .map(|(i, len)| entry_bytes(*topic, start + i, *len, model.epochs[*topic]))
                     .collect();
                 let refs: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
                 wal.batch_append_for_topic(TOPICS[*topic], &refs)
@@ -340,7 +374,9 @@ fn run_case(
             | Op::LogBatch { .. }
             | Op::ReadAt { .. }
             | Op::ReadRange { .. }
-            | Op::PurgeBefore { .. } => {
+            | Op::PurgeBefore { .. }
+            | Op::Truncate { .. }
+            | Op::SetMeta { .. } => {
                 run_log_op(&wal, op, &mut model, figures).map_err(|e| e.at(&at))?;
             }
         }
@@ -352,6 +388,8 @@ fn run_case(
     model.delivered.clone_from(&model.persisted);
     let wal = open(dir.path(), fd, schedule, mode);
     for (t, name) in TOPICS.iter().enumerate() {
+        let meta = wal.topic_log(name).map_err(io)?.meta();
+        prop_assert_eq!(&meta, &model.meta[t], "metadata of {:?}", name);
         let next_seq = wal.topic(name).map_or(0, |info| info.next_seq);
         prop_assert_eq!(next_seq, model.entries[t].len() as u64, "topic {:?}", name);
         let mut rest = Vec::new();
@@ -398,7 +436,7 @@ fn run_log_op(
         Op::LogAppend { topic, len } => {
             let log = wal.topic_log(TOPICS[*topic]).map_err(io)?;
             let position = model.entries[*topic].len();
-            let data = entry_bytes(*topic, position, *len);
+            let data = entry_bytes(*topic, position, *len, model.epochs[*topic]);
             prop_assert_eq!(log.append(&data).map_err(io)?, position as u64);
             model.entries[*topic].push(data);
             figures.acked += 1;
@@ -409,7 +447,7 @@ fn run_log_op(
             let batch: Vec<Vec<u8>> = lens
                 .iter()
                 .enumerate()
-                .map(|(i, len)| entry_bytes(*topic, start + i, *len))
+                .map(|(i, len)| entry_bytes(*topic, start + i, *len, model.epochs[*topic]))
                 .collect();
             let refs: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
             let positions = log.append_batch(&refs).map_err(io)?;
@@ -456,6 +494,23 @@ fn run_log_op(
             let first = (model.floor(*topic) < entries).then_some(model.floor(*topic) as u64);
             prop_assert_eq!(log.first(), first);
             prop_assert_eq!(log.next_position(), entries as u64);
+        }
+        Op::Truncate { topic, back } => {
+            let log = wal.topic_log(TOPICS[*topic]).map_err(io)?;
+            let end = model.entries[*topic].len();
+            let cut = end.saturating_sub(*back).max(model.floor(*topic));
+            log.truncate_from(cut as u64).map_err(io)?;
+            model.truncate(*topic, cut);
+            prop_assert_eq!(log.next_position(), model.entries[*topic].len() as u64);
+            prop_assert_eq!(log.read_at(cut as u64).map_err(io)?, None);
+        }
+        Op::SetMeta { topic, len } => {
+            let log = wal.topic_log(TOPICS[*topic]).map_err(io)?;
+            let meta = entry_bytes(*topic, 0, *len, model.epochs[*topic]);
+            let meta = meta[..*len].to_vec();
+            log.set_meta(&meta).map_err(io)?;
+            prop_assert_eq!(log.meta(), Some(meta.clone()));
+            model.meta[*topic] = Some(meta);
         }
         _ => unreachable!("not an operation of the positional API: {op:?}"),
     }

@@ -11,7 +11,8 @@
 //!    (its header rewritten with the batch-end flag: recovery would otherwise drop the
 //!    batch's kept entries as a batch whose end never reached the disk); the entries from
 //!    `cut` on are zeroed in the block that holds `cut`, with its seal record; later blocks
-//!    lose their headers (so no recovery finds them) and are given up. One sync.
+//!    get headers flagged removed (recovery gives their extents up) and are given up. One
+//!    sync.
 //! 4. The record says "cut at `cut`, done".
 //!
 //! A crash before step 2 is durable leaves the old suffix; after it, recovery finishes steps
@@ -22,11 +23,11 @@ use std::sync::Arc;
 
 use walrus_storage::{FRAME_HEADER_BYTES, FrameHeader, Segment, encode_frame, frame_len};
 
-use super::index::seek;
+use super::{index::seek, ops::READ_AT_WINDOW};
 use crate::{
     Engine, Error, Result,
-    block::Block,
-    format::{ENTRY_KIND, FLAG_BATCH, FLAG_BATCH_END, SEAL_BYTES},
+    block::{Block, header_frame},
+    format::{BLOCK_FLAG_REMOVED, ENTRY_KIND, FLAG_BATCH, FLAG_BATCH_END, SEAL_BYTES},
     frames::{ReadAhead, Step},
     reader::TopicReader,
     topic::Topic,
@@ -63,7 +64,13 @@ impl Engine {
 
     /// The metadata record of `topic`, if one was set.
     pub(crate) fn meta(&self, topic: &Topic) -> Option<Vec<u8>> {
-        self.records.get(&topic.name).meta
+        self.meta_of(&topic.name)
+    }
+
+    /// The metadata record of the topic `name` (`TopicLog::meta`), without creating the
+    /// topic.
+    pub fn meta_of(&self, name: &str) -> Option<Vec<u8>> {
+        self.records.get(name).meta
     }
 
     /// Removes the entries of `topic` from `cut` on (see the module docs).
@@ -110,7 +117,7 @@ impl Engine {
             pending: false,
             ..pending
         };
-        let result = apply(&plan, cut)
+        let result = apply(&plan, &topic.name, cut)
             .and_then(|()| self.records.update(&topic.name, |r| r.cut = Some(done)));
         if let Err(err) = result {
             self.durability
@@ -152,8 +159,8 @@ fn plan(topic: &Topic, cut: u64) -> Result<Plan> {
     for block in blocks {
         if block.first_seq >= cut {
             plan.removed.push(block);
-        } else if block.visible().1 > block.data_start {
-            let offset = seek(&block, cut, &mut ahead)?;
+        } else {
+            let offset = end_before(&block, cut, &mut ahead)?;
             if offset < block.visible().1 {
                 plan.cut_inside = Some((block, offset));
             }
@@ -166,6 +173,25 @@ fn plan(topic: &Topic, cut: u64) -> Result<Plan> {
         plan.close = batch_to_close(&block, before, &mut ahead)?;
     }
     Ok(plan)
+}
+
+/// Offset in `block` just after its last valid entry numbered below `cut` (where the block
+/// ends once the entries from `cut` on are removed, damaged frames among them included).
+fn end_before(block: &Block, cut: u64, ahead: &mut ReadAhead) -> Result<u64> {
+    let (_, end) = block.visible();
+    let mut offset = block.offsets.start_for(block, cut - 1, ahead)?;
+    let mut kept = offset;
+    while offset < end {
+        match ahead.frame_at(block, offset, end, READ_AT_WINDOW, block.first_seq)? {
+            Step::Entry { seq, .. } if seq >= cut => break,
+            Step::Entry { next, .. } => {
+                kept = next;
+                offset = next;
+            }
+            Step::Damaged { resume } => offset = resume,
+        }
+    }
+    Ok(kept.max(block.data_start))
 }
 
 /// The entry `seq` of `block`, if it is in a batch and not its last entry.
@@ -201,7 +227,7 @@ fn batch_to_close(block: &Arc<Block>, seq: u64, ahead: &mut ReadAhead) -> Result
 }
 
 /// Step 3 on disk, then one sync of every file it wrote.
-fn apply(plan: &Plan, cut: u64) -> Result<()> {
+fn apply(plan: &Plan, topic: &str, cut: u64) -> Result<()> {
     let mut touched: Vec<Arc<dyn Segment>> = Vec::new();
     if let Some(close) = &plan.close {
         close_batch(close.segment.as_ref(), close.file_offset, cut - 1)?;
@@ -233,7 +259,12 @@ fn apply(plan: &Plan, cut: u64) -> Result<()> {
         unseal(block, &mut touched)?;
     }
     for block in &plan.removed {
-        zero(block, 0, block.data_start, &mut touched)?;
+        if let Some(segment) = block.segment() {
+            let blocks = block.extent.block_count();
+            let header = header_frame(topic, block.first_seq, blocks, BLOCK_FLAG_REMOVED);
+            segment.write_at(block.file_offset(0), &header)?;
+            touched.push(segment);
+        }
     }
     touched.sort_by_key(|s| s.path().to_path_buf());
     touched.dedup_by(|a, b| a.path() == b.path());
@@ -300,6 +331,8 @@ fn rewind(topic: &Topic, reader: &mut TopicReader, cut: u64) -> Result<()> {
         Some(front) => seek(front, cut, &mut ReadAhead::default())?,
         None => 0,
     };
+    // Fewer entries are delivered since the cursor was last persisted.
+    reader.unpersisted = cut - reader.persisted_seq.unwrap_or(0).min(cut);
     reader.next_seq = cut;
     Ok(())
 }

@@ -327,17 +327,26 @@ fn finding(block: &ScannedBlock, offset: u64, kind: FindingKind) -> Finding {
     }
 }
 
-/// Takes the blocks an interrupted truncation removes out of the topic for good, as
-/// `discard` does, without reporting them: they are not damage.
+/// Takes the blocks an interrupted truncation removes out of the topic for good, without
+/// reporting them (they are not damage): their headers are flagged removed, as the
+/// truncation does, and their extents given up.
 pub(super) fn remove_truncated(
     blocks: Vec<ScannedBlock>,
     hints: Hints,
     touched: &mut Vec<Arc<SegmentFile>>,
 ) -> Result<()> {
-    if !hints.read_only {
-        for block in &blocks {
-            discard(block, touched)?;
+    if hints.read_only {
+        return Ok(());
+    }
+    for block in &blocks {
+        if let Some(segment) = block.extent.file().segment() {
+            let blocks = block.extent.block_count();
+            let flags = crate::format::BLOCK_FLAG_REMOVED;
+            let header = crate::block::header_frame(&block.topic, block.first_seq, blocks, flags);
+            segment.write_at(block.extent.offset(), &header)?;
+            remember(touched, block.extent.file());
         }
+        block.extent.abandon();
     }
     Ok(())
 }

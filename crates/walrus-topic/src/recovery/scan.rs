@@ -11,8 +11,8 @@ use super::{Finding, FindingKind, RecoveryReport};
 use crate::{
     Result,
     format::{
-        BLOCK_HEADER_KIND, FLAG_BATCH, FLAG_BATCH_END, SEAL_BYTES, TOPIC_NAME_BYTES_MAX,
-        decode_claim, topic_tag,
+        BLOCK_FLAG_REMOVED, BLOCK_HEADER_KIND, FLAG_BATCH, FLAG_BATCH_END, SEAL_BYTES,
+        TOPIC_NAME_BYTES_MAX, decode_claim, topic_tag,
     },
 };
 
@@ -98,6 +98,13 @@ pub(super) fn scan_file(
             continue;
         };
         index += header.extent_blocks;
+        if header.removed {
+            // A truncation removed it: nothing in it is read, and its space is given up.
+            if !hints.read_only {
+                extent.consume();
+            }
+            continue;
+        }
         let BlockHeader {
             name,
             first_seq,
@@ -143,6 +150,8 @@ pub(super) fn scan_file(
 
 /// What a block header frame says.
 struct BlockHeader {
+    /// A truncation removed the block (`BLOCK_FLAG_REMOVED`).
+    removed: bool,
     name: String,
     extent_blocks: u32,
     first_seq: u64,
@@ -184,6 +193,7 @@ fn read_block_header(
         return Ok(None);
     };
     Ok(Some(BlockHeader {
+        removed: header.header.flags & BLOCK_FLAG_REMOVED != 0,
         name,
         extent_blocks,
         first_seq: header.header.seq,

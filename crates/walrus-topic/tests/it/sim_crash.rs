@@ -31,6 +31,11 @@ struct TopicModel {
     /// Entries delivered with checkpoint, and the part of that known persisted.
     delivered: usize,
     persisted: usize,
+    /// Truncations so far: part of every payload, so an entry a truncation removed can never
+    /// pass for the one appended at its position after it.
+    epoch: usize,
+    /// The metadata record (`set_meta` is durable when it returns).
+    meta: Option<Vec<u8>>,
 }
 
 #[derive(Default)]
@@ -63,13 +68,13 @@ fn open(storage: &FaultyStorage, schedule: FsyncSchedule) -> Arc<Engine> {
     Engine::open_with_storage(shared, config(schedule)).expect("recovery must succeed")
 }
 
-fn payload(rng: &mut Rng, topic: usize, seq: usize) -> Vec<u8> {
+fn payload(rng: &mut Rng, topic: usize, seq: usize, epoch: usize) -> Vec<u8> {
     let len = match rng.below(10) {
         0 => 0,
         1..=7 => rng.below(200) as usize,
         _ => 1000 + rng.below(3000) as usize,
     };
-    let mut data = format!("{topic}:{seq}:").into_bytes();
+    let mut data = format!("{topic}:{seq}:{epoch}:").into_bytes();
     data.extend((0..len).map(|i| (i as u8) ^ (seq as u8)));
     data
 }
@@ -90,9 +95,11 @@ fn snapshot(engine: &Engine) -> Snapshot {
         .collect()
 }
 
-/// Runs random operations until the cut; returns the engine still open.
+/// Runs random operations until the cut; returns the engine still open. With `logs`, log
+/// operations (truncations, purges, metadata) drawn from that generator come between them.
 fn run_ops(
     rng: &mut Rng,
+    logs: &mut Option<Rng>,
     engine: &mut Arc<Engine>,
     storage: &FaultyStorage,
     setup: Setup,
@@ -106,6 +113,9 @@ fn run_ops(
     } = setup;
     let steps = 20 + rng.below(120);
     for _ in 0..steps {
+        if let Some(logs) = logs.as_mut() {
+            log_op(logs, engine, models);
+        }
         let t = rng.below(TOPICS.len() as u64) as usize;
         let topic = TOPICS[t];
         let model = &mut models[t];
@@ -127,7 +137,7 @@ fn run_ops(
         };
         match op {
             0..=44 => {
-                let data = payload(rng, t, model.entries.len());
+                let data = payload(rng, t, model.entries.len(), model.epoch);
                 engine.append(topic, &data, append_schedule).unwrap();
                 models[t].entries.push(data);
                 figures.acked += 1;
@@ -136,7 +146,7 @@ fn run_ops(
             45..=59 => {
                 let n = 1 + rng.below(40) as usize;
                 let batch: Vec<Vec<u8>> = (0..n)
-                    .map(|i| payload(rng, t, model.entries.len() + i))
+                    .map(|i| payload(rng, t, model.entries.len() + i, model.epoch))
                     .collect();
                 let refs: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
                 engine.batch_append(topic, &refs, append_schedule).unwrap();
@@ -207,6 +217,60 @@ fn run_ops(
     }
 }
 
+/// With one chance in eight, a log operation on a random topic: `truncate_from` (which
+/// syncs everything first), `purge_before` (up to past the end) or `set_meta`.
+fn log_op(logs: &mut Rng, engine: &Arc<Engine>, models: &mut [TopicModel]) {
+    if logs.below(8) != 0 {
+        return;
+    }
+    let t = logs.below(TOPICS.len() as u64) as usize;
+    let log = engine.topic_log(TOPICS[t], FsyncSchedule::NoFsync).unwrap();
+    let len = models[t].entries.len();
+    match logs.below(4) {
+        0 | 1 => {
+            // Never below the floor (the persisted cursor).
+            let floor = models[t].persisted;
+            let cut = floor + logs.below((len - floor + 1) as u64) as usize;
+            log.truncate_from(cut as u64).unwrap();
+            if cut < len {
+                for m in models.iter_mut() {
+                    m.durable = m.entries.len();
+                }
+            }
+            let m = &mut models[t];
+            m.entries.truncate(cut);
+            m.durable = m.durable.min(cut);
+            m.epoch += 1;
+            m.delivered = m.delivered.min(cut);
+            // A batch the cut splits keeps its first part, whole.
+            m.batches.retain(|(start, _)| *start < cut);
+            for batch in &mut m.batches {
+                batch.1 = batch.1.min(cut);
+            }
+        }
+        2 => {
+            // From the delivered position (the cursor moves there and is persisted) to past
+            // the end (the log empties; the next append gets that position).
+            let from = models[t].delivered;
+            let p = from + logs.below((len - from + 4) as u64) as usize;
+            log.purge_before(p as u64).unwrap();
+            let m = &mut models[t];
+            if p > m.entries.len() {
+                m.entries.resize(p, Vec::new());
+            }
+            m.delivered = m.delivered.max(p);
+            m.persisted = m.persisted.max(p);
+            m.durable = m.durable.max(p);
+        }
+        _ => {
+            let n = logs.below(walrus_topic::META_BYTES_MAX as u64 + 1) as usize;
+            let meta: Vec<u8> = (0..n).map(|_| logs.below(256) as u8).collect();
+            log.set_meta(&meta).unwrap();
+            models[t].meta = Some(meta);
+        }
+    }
+}
+
 /// After an append under `schedule`: a `SyncEach` append syncs every dirty file, so every
 /// entry of every topic acknowledged so far is durable.
 fn note_durable(models: &mut [TopicModel], schedule: FsyncSchedule) {
@@ -236,9 +300,12 @@ fn note_persist(model: &mut TopicModel, mode: ReadConsistency, delivered: usize)
     }
 }
 
-fn verify(seed: u64, engine: &Engine, models: &mut [TopicModel], figures: &mut Figures) {
+fn verify(seed: u64, engine: &Arc<Engine>, models: &mut [TopicModel], figures: &mut Figures) {
     for (t, topic) in TOPICS.iter().enumerate() {
         let model = &mut models[t];
+        // Metadata records are durable when `set_meta` returns.
+        let meta = engine.meta_of(topic);
+        assert_eq!(meta, model.meta, "seed {seed}: topic {topic:?} metadata");
         let info = engine.topic_info_of(topic);
         let end = info.as_ref().map_or(0, |i| i.next_seq as usize);
         // I1: nothing durable is lost.
@@ -321,6 +388,12 @@ struct Setup {
     mode: ReadConsistency,
 }
 
+/// Whether the cycle of `seed` runs log operations (truncations, purges, metadata) between
+/// the others (one seed in two).
+fn has_log_ops(seed: u64) -> bool {
+    seed % 2 == 1
+}
+
 /// Whether the cycle of `seed` mixes durable and unsynced appends (one seed in three).
 fn is_mixed(seed: u64) -> bool {
     seed % 3 == 2
@@ -347,9 +420,11 @@ fn interrupt_recovery(storage: &FaultyStorage, schedule: FsyncSchedule, rng: &mu
     storage.power_loss(PowerLoss::RandomSubset { seed: rng.next() });
 }
 
-fn run_cycle(seed: u64, mixed: bool, figures: &mut Figures) {
+fn run_cycle(seed: u64, mixed: bool, log_ops: bool, figures: &mut Figures) {
     let mut rng = Rng(seed);
     let mut interrupt = Rng(seed ^ 0x5eed_1e55_c4a5_4ed5);
+    // Log operations draw from their own generator, so seeds without them replay as before.
+    let mut logs = log_ops.then_some(Rng(seed ^ 0x1065_0f75_7a11_5eed));
     let storage = FaultyStorage::new();
     let schedule = if mixed || rng.below(2) == 0 {
         FsyncSchedule::SyncEach
@@ -372,6 +447,7 @@ fn run_cycle(seed: u64, mixed: bool, figures: &mut Figures) {
     for _ in 0..1 + rng.below(3) {
         run_ops(
             &mut rng,
+            &mut logs,
             &mut engine,
             &storage,
             Setup {
@@ -462,7 +538,7 @@ fn sim_crash_power_loss_keeps_durable_prefix() {
     for &seed in &seeds {
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let mut local = Figures::default();
-            run_cycle(seed, is_mixed(seed), &mut local);
+            run_cycle(seed, is_mixed(seed), has_log_ops(seed), &mut local);
             local
         }));
         match result {
@@ -479,9 +555,10 @@ fn sim_crash_power_loss_keeps_durable_prefix() {
         }
     }
     println!(
-        "sim_crash: seeds={} mixed_schedule_seeds={} power_losses={} interrupted_recoveries={} acked={} acked_durable_lost=0 unsynced_lost={} corrupt=0 duplicate=0 out_of_order=0 cursor_violations=0",
+        "sim_crash: seeds={} mixed_schedule_seeds={} log_op_seeds={} power_losses={} interrupted_recoveries={} acked={} acked_durable_lost=0 unsynced_lost={} corrupt=0 duplicate=0 out_of_order=0 cursor_violations=0",
         seeds.len(),
         seeds.iter().filter(|s| is_mixed(**s)).count(),
+        seeds.iter().filter(|s| has_log_ops(**s)).count(),
         figures.cycles,
         figures.interrupted_recoveries,
         figures.acked,
@@ -509,7 +586,7 @@ fn sim_crash_regressions_stay_fixed() {
     ];
     let mut figures = Figures::default();
     for seed in regressions {
-        run_cycle(seed, false, &mut figures);
+        run_cycle(seed, false, false, &mut figures);
     }
     assert!(figures.cycles >= regressions.len() as u64);
 }

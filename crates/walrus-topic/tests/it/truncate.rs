@@ -278,3 +278,43 @@ fn the_metadata_record_is_replaced_atomically_and_survives_reopen() {
         assert_eq!(other.meta(), Some(format!("meta {i}").into_bytes()));
     }
 }
+
+#[test]
+fn a_damaged_entry_at_the_cut_goes_with_the_suffix() {
+    let storage = FaultyStorage::new();
+    {
+        let engine = open(&storage);
+        let log = log_of(&engine);
+        for i in 0..10u8 {
+            log.append(&[i; 100]).unwrap();
+        }
+    }
+    // Damage entry 4's payload.
+    let name = storage
+        .list()
+        .unwrap()
+        .into_iter()
+        .find(|n| n.ends_with(".wal"))
+        .unwrap();
+    let file = storage.open(&name).unwrap();
+    let mut bytes = vec![0u8; file.len() as usize];
+    file.read_at(0, &mut bytes).unwrap();
+    let at = bytes
+        .windows(100)
+        .position(|w| w.iter().all(|b| *b == 4))
+        .unwrap();
+    file.write_at((at + 10) as u64, &[0xff]).unwrap();
+    drop(file);
+    {
+        let engine = open(&storage);
+        let log = log_of(&engine);
+        log.truncate_from(4).unwrap();
+        assert_eq!(log.append(b"new").unwrap(), 4);
+    }
+    let engine = open(&storage);
+    assert!(engine.findings().is_empty(), "{:?}", engine.findings());
+    let log = log_of(&engine);
+    let positions: Vec<u64> = contents(&log).iter().map(|(p, _)| *p).collect();
+    assert_eq!(positions, [0, 1, 2, 3, 4]);
+    assert_eq!(log.read_at(4).unwrap(), Some(b"new".to_vec()));
+}
