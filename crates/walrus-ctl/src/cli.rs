@@ -15,9 +15,10 @@ use walrus_rust::CursorTarget;
     about = "Inspect and repair Walrus write-ahead-log directories",
     long_about = "Inspect and repair Walrus write-ahead-log directories.\n\n\
         The directory is opened through the Walrus library: read-only (nothing on disk changes) \
-        for info, topics, dump, verify, cursor get and repair --dry-run; normally (recovery cuts \
-        torn tails and partial batches, and deletes fully consumed files, as any application \
-        open would) for cursor set, cursor reset, repair and purge. migrate opens normally too, \
+        for info, topics, dump, verify, cursor get, repair --dry-run and truncate --dry-run; \
+        normally (recovery cuts torn tails and partial batches, and deletes fully consumed \
+        files, as any application open would) for cursor set, cursor reset, repair, purge and \
+        truncate. migrate opens normally too, \
         which imports walrus-rust 0.2.0 data; migrate --dry-run only reads the 0.2.0 files. \
         A directory is used by one \
         process at a time, so stop the application before running walrus-ctl on its directory.",
@@ -80,10 +81,20 @@ pub(crate) enum Command {
     )]
     Topics(JsonFlag),
 
-    /// Print the entries of a topic, without moving its cursor.
+    /// Print the entries of a topic, or of a range of positions, without moving its cursor.
     #[command(
-        long_about = "Print the entries of a topic from a position on, without moving its \
-            cursor (the directory is opened read-only).\n\n\
+        long_about = "Print the entries of a topic, without moving its cursor (the directory \
+            is opened read-only).\n\n\
+            Without --from and --to, every entry still on disk is printed, those the cursor has \
+            passed included; damaged entries are skipped (verify reports them).\n\n\
+            With --from and/or --to, only the positions (sequence numbers) from --from to \
+            --to, both included, are printed: --from 5 --to 7 prints positions 5, 6 and 7, \
+            and --from FIRST --to LAST (columns of `topics`) the whole readable log. \
+            They are read by position (Walrus's TopicLog::read_range: straight to the first \
+            one, never a scan from the start of the topic), so only readable positions are \
+            printed, from the purge floor (the persisted cursor) on, and a damaged entry in \
+            the range is an error naming its file rather than skipped. --to defaults to the \
+            last position, --from to the first readable one; --limit still caps the count.\n\n\
             Text formats print one line per entry: position, length in bytes, and the payload, \
             separated by tabs. The default shows a payload as text when it is valid UTF-8 \
             (with \\n, \\r, \\t, \\\\ and other control characters escaped) and as hex \
@@ -137,6 +148,24 @@ pub(crate) enum Command {
 
     /// Delete every segment file whose blocks every cursor has passed.
     Purge,
+
+    /// Remove every entry of a topic after a position (--dry-run: only say what would go).
+    #[command(
+        long_about = "Remove every entry of a topic after position POS (--after POS): \
+            positions POS+1 to the last, both included, through Walrus's \
+            TopicLog::truncate_after. The removal is durable when the command returns, and a \
+            crash at any moment leaves either all of those entries or none of them. The next \
+            append gets position POS+1. The command prints \
+            how many entries and payload bytes it removed, and their positions. When POS is at \
+            or past the last position there is nothing to remove: it says so and succeeds.\n\n\
+            POS may not be below the purge floor minus one (the floor is the first position \
+            not purged: the topic's persisted cursor, as `cursor get` shows it): the entries \
+            below the floor are gone already, so that is an error (exit status 2), as are an \
+            unknown topic and a directory in use.\n\n\
+            With --dry-run the directory is opened read-only and nothing changes: the command \
+            says what would be removed (entries, payload bytes, positions)."
+    )]
+    Truncate(TruncateArgs),
 
     /// Import walrus-rust 0.2.0 data: every namespace of DIR, or the one of --key.
     #[command(
@@ -195,9 +224,14 @@ pub(crate) struct DumpArgs {
     #[arg(long)]
     pub(crate) topic: String,
 
-    /// First position (sequence number) to print; earlier entries may have been deleted.
-    #[arg(long, value_name = "POS", default_value_t = 0)]
-    pub(crate) from: u64,
+    /// First position (sequence number) to print, included; positions below the purge
+    /// floor are not readable.
+    #[arg(long, value_name = "POS")]
+    pub(crate) from: Option<u64>,
+
+    /// Last position (sequence number) to print, included: `--from 5 --to 7` prints 5, 6, 7.
+    #[arg(long, value_name = "POS")]
+    pub(crate) to: Option<u64>,
 
     /// Print at most N entries (default: all).
     #[arg(long, value_name = "N")]
@@ -255,6 +289,21 @@ pub(crate) struct RepairArgs {
     pub(crate) truncate_torn_tail: bool,
 
     /// Open read-only and list what would be cut, changing nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TruncateArgs {
+    /// The topic.
+    #[arg(long)]
+    pub(crate) topic: String,
+
+    /// Keep the entries up to this position (included) and remove every one after it.
+    #[arg(long, value_name = "POS")]
+    pub(crate) after: u64,
+
+    /// Open read-only and say what would be removed, changing nothing.
     #[arg(long)]
     pub(crate) dry_run: bool,
 }

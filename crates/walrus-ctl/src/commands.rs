@@ -7,6 +7,7 @@ mod migrate;
 mod purge;
 mod repair;
 mod topics;
+mod truncate;
 mod verify;
 
 use std::io::Write;
@@ -54,6 +55,7 @@ pub(crate) fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome> {
         }
         Command::Repair(args) => repair::run(&target, args.dry_run, out),
         Command::Purge => purge::run(&target, out),
+        Command::Truncate(args) => truncate::run(&target, &args, out),
         Command::Migrate(args) => migrate::run(&target, &args, out),
     }
 }

@@ -1,9 +1,9 @@
 //! `walrus-ctl`: inspect and repair Walrus write-ahead-log directories from the shell.
 //!
 //! Every command opens the directory through the public `walrus_rust` API, read-only unless
-//! the command has to change something (`cursor set`/`reset`, `repair`, `purge`). The exit
-//! status is 0 on success, 1 when `verify` found a problem, and 2 on any error, which is
-//! reported as one line on stderr.
+//! the command has to change something (`cursor set`/`reset`, `repair`, `purge`, `truncate`,
+//! `migrate`). The exit status is 0 on success, 1 when `verify` found a problem, and 2 on any
+//! error, which is reported as one line on stderr.
 #![forbid(unsafe_code)]
 
 mod cli;
