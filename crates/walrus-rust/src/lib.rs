@@ -130,6 +130,41 @@ pub mod upgrade {
 /// # Ok::<(), std::io::Error>(())
 /// ```
 ///
+/// # Truncating a suffix
+///
+/// What a Raft follower does when a new leader's log conflicts with its own: the entries
+/// after the last agreed position go, durably, and the next append takes the freed position.
+///
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// # let wal = walrus_rust::Walrus::builder().data_dir(dir.path().into()).build()?;
+/// let log = wal.topic_log("raft-7")?;
+/// log.append_batch(&[b"a", b"b", b"c", b"d"])?;
+/// log.truncate_after(1)?; // positions 2 and 3 are gone, also after a crash
+/// assert_eq!((log.last(), log.read_at(2)?), (Some(1), None));
+/// assert_eq!(log.append(b"c from the new leader")?, 2);
+/// log.truncate_from(0)?; // everything
+/// assert_eq!((log.first(), log.next_position()), (None, 0));
+/// # Ok::<(), std::io::Error>(())
+/// ```
+///
+/// # A metadata record beside the log
+///
+/// A few hundred bytes per topic (at most [`META_BYTES_MAX`]), replaced atomically and
+/// durably: a Raft vote, a committed position, a snapshot id.
+///
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// # let wal = walrus_rust::Walrus::builder().data_dir(dir.path().into()).build()?;
+/// let log = wal.topic_log("raft-7")?;
+/// assert_eq!(log.meta(), None);
+/// log.set_meta(b"term=3 voted_for=2")?; // durable when it returns
+/// assert_eq!(log.meta().as_deref(), Some(&b"term=3 voted_for=2"[..]));
+/// let too_big = vec![0u8; walrus_rust::log::META_BYTES_MAX + 1];
+/// assert_eq!(log.set_meta(&too_big).unwrap_err().kind(), std::io::ErrorKind::InvalidInput);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+///
 /// # Durability by position
 ///
 /// ```
