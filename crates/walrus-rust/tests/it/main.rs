@@ -16,6 +16,7 @@ mod fs_shutdown;
 mod inspect;
 mod instances;
 mod kill9;
+mod kill9_log;
 mod log;
 mod model;
 mod namespaces;

@@ -303,7 +303,12 @@ fn run_case(
         let at = format!("step {step} {op:?}");
         match op {
             Op::Append { topic, len } => {
-                let data = entry_bytes(*topic, model.entries[*topic].len(), *len, model.epochs[*topic]);
+                let data = entry_bytes(
+                    *topic,
+                    model.entries[*topic].len(),
+                    *len,
+                    model.epochs[*topic],
+                );
                 wal.append_for_topic(TOPICS[*topic], &data)
                     .map_err(|e| TestCaseError::fail(format!("{at}: {e}")))?;
                 model.entries[*topic].push(data);
