@@ -2,7 +2,8 @@
 //! `FaultyStorage` (RELIABILITY.md T8, target 4; invariants I1-I5).
 //!
 //! The input (decoded with `arbitrary`) is a read mode and up to 64 operations on three
-//! topics: appends and batches (durable or not), `read_next` and `batch_read`, flush, clean
+//! topics: appends and batches (durable or not), `read_next` and `batch_read`, the log
+//! primitives (`truncate_from`, `purge_before` up to past the end, `set_meta`), flush, clean
 //! reopen, power loss (drop all, keep all, random subset, torn last write with zeros or
 //! garbage), and a power loss followed by a crash during recovery. The oracle is the one of
 //! the power-loss simulator (crates/walrus-rust/tests/it/sim_crash.rs), driven here by
@@ -56,6 +57,22 @@ enum Op {
         sync: bool,
         nth: u8,
     },
+    /// `TopicLog::truncate_from`, `back` entries before the end (never below the floor).
+    Truncate {
+        topic: u8,
+        back: u8,
+    },
+    /// `TopicLog::purge_before`, `ahead` positions after the delivered one (maybe past the
+    /// end).
+    Purge {
+        topic: u8,
+        ahead: u8,
+    },
+    /// `TopicLog::set_meta` with `len % 513` bytes.
+    SetMeta {
+        topic: u8,
+        len: u16,
+    },
 }
 
 #[derive(Debug, arbitrary::Arbitrary)]
@@ -76,10 +93,14 @@ struct TopicModel {
     /// Entries delivered with checkpoint, and the part of that known persisted.
     delivered: usize,
     persisted: usize,
+    /// Truncations so far (part of every payload: a removed entry never passes for a new one).
+    epoch: usize,
+    /// The metadata record, durable once `set_meta` returned.
+    meta: Option<Vec<u8>>,
 }
 
-fn payload(topic: usize, seq: usize, len: u16) -> Vec<u8> {
-    let mut data = format!("{topic}:{seq}:").into_bytes();
+fn payload(topic: usize, seq: usize, epoch: usize, len: u16) -> Vec<u8> {
+    let mut data = format!("{topic}:{seq}:{epoch}:").into_bytes();
     data.extend((0..len % 3000).map(|i| (i as u8) ^ (seq as u8)));
     data
 }
@@ -130,6 +151,7 @@ fn note_persist(model: &mut TopicModel, mode: ReadConsistency) {
 fn verify(engine: &Engine, models: &mut [TopicModel]) {
     for (t, topic) in TOPICS.iter().enumerate() {
         let model = &mut models[t];
+        assert_eq!(engine.meta_of(topic), model.meta, "{topic:?}: metadata");
         let info = engine.topic_info_of(topic);
         let end = info.as_ref().map_or(0, |i| i.next_seq as usize);
         assert!(end >= model.durable, "{topic:?}: durable entries lost");
@@ -209,7 +231,7 @@ fuzz_target!(|input: Input| {
                 durable,
             } => {
                 let t = usize::from(topic) % TOPICS.len();
-                let data = payload(t, models[t].entries.len(), len);
+                let data = payload(t, models[t].entries.len(), models[t].epoch, len);
                 let schedule = if durable {
                     FsyncSchedule::SyncEach
                 } else {
@@ -230,7 +252,10 @@ fuzz_target!(|input: Input| {
                 let t = usize::from(topic) % TOPICS.len();
                 let start = models[t].entries.len();
                 let batch: Vec<Vec<u8>> = (0..1 + usize::from(count % 8))
-                    .map(|i| payload(t, start + i, len.wrapping_add(i as u16 * 97)))
+                    .map(|i| {
+                        let len = len.wrapping_add(i as u16 * 97);
+                        payload(t, start + i, models[t].epoch, len)
+                    })
                     .collect();
                 let refs: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
                 let schedule = if durable {
@@ -296,6 +321,45 @@ fuzz_target!(|input: Input| {
                     m.durable = m.entries.len();
                     m.delivered = m.persisted;
                 }
+            }
+            Op::Truncate { topic, back } => {
+                let t = usize::from(topic) % TOPICS.len();
+                let log = engine.topic_log(TOPICS[t], FsyncSchedule::NoFsync).expect("log");
+                let m = &models[t];
+                let cut = m.entries.len().saturating_sub(usize::from(back)).max(m.persisted);
+                log.truncate_from(cut as u64).expect("truncate_from");
+                if cut < m.entries.len() {
+                    // It synced everything first.
+                    models.iter_mut().for_each(|m| m.durable = m.entries.len());
+                }
+                let m = &mut models[t];
+                m.entries.truncate(cut);
+                m.durable = m.durable.min(cut);
+                m.epoch += 1;
+                m.delivered = m.delivered.min(cut);
+                m.batches.retain(|(start, _)| *start < cut);
+                m.batches.iter_mut().for_each(|b| b.1 = b.1.min(cut));
+            }
+            Op::Purge { topic, ahead } => {
+                let t = usize::from(topic) % TOPICS.len();
+                let log = engine.topic_log(TOPICS[t], FsyncSchedule::NoFsync).expect("log");
+                let m = &mut models[t];
+                let p = m.delivered + usize::from(ahead % 16);
+                log.purge_before(p as u64).expect("purge_before");
+                if p > m.entries.len() {
+                    m.entries.resize(p, Vec::new());
+                }
+                m.delivered = m.delivered.max(p);
+                m.persisted = m.persisted.max(p);
+                m.durable = m.durable.max(p);
+            }
+            Op::SetMeta { topic, len } => {
+                let t = usize::from(topic) % TOPICS.len();
+                let log = engine.topic_log(TOPICS[t], FsyncSchedule::NoFsync).expect("log");
+                let meta = payload(t, 0, models[t].epoch, len)[..].to_vec();
+                let meta = meta[..meta.len().min(usize::from(len % 513))].to_vec();
+                log.set_meta(&meta).expect("set_meta");
+                models[t].meta = Some(meta);
             }
             Op::PowerLoss { mode: loss, seed } => {
                 storage.power_loss(power_loss(loss, seed));
