@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 
 use crate::{
+    plan::RANGE_ENTRIES,
     report::{field, limits, num, ok, ratio},
     suite::si,
     wal,
@@ -159,6 +160,7 @@ pub fn goals(rows: &[Fields]) -> Vec<Goal> {
         ),
     ));
     out.extend(read_goals(rows));
+    out.extend(position_goals(rows));
     out.extend(reopen_goals(rows));
     out.extend(crate::migrate::goal(rows));
     out
@@ -256,6 +258,29 @@ fn read_goals(rows: &[Fields]) -> Vec<Goal> {
             format!("read_next ({backend}) >= 1.0x raft-engine"),
             (system, "read-next"),
             "read-next",
+            1.0,
+        ));
+    }
+    out
+}
+
+/// Random `read_at` >= 1.0x raft-engine's `get_entry`, and `read_range` of
+/// [`RANGE_ENTRIES`] entries >= 1.0x its `fetch_entries_to`, for both walrus backends.
+pub fn position_goals(rows: &[Fields]) -> Vec<Goal> {
+    let mut out = Vec::new();
+    for &(system, backend) in BACKENDS {
+        out.push(versus_raft(
+            rows,
+            format!("random read_at ({backend}) >= 1.0x raft-engine get_entry"),
+            (system, "read-at"),
+            "read-at",
+            1.0,
+        ));
+        out.push(versus_raft(
+            rows,
+            format!("read_range({RANGE_ENTRIES}) ({backend}) >= 1.0x raft-engine fetch_entries_to"),
+            (system, "read-range"),
+            "read-range",
             1.0,
         ));
     }
@@ -391,9 +416,41 @@ mod tests {
         assert_eq!(met("reopen after 4 GiB (mmap)"), Some(false), "1.6x");
         assert_eq!(met("reopen 1 GiB / 100 topics (fd)"), Some(true));
         assert_eq!(met("reopen 1 GiB >= 10x"), Some(false), "9.9x");
+        assert_eq!(met("random read_at (fd)"), None, "not run");
         let table = crate::report::table(&rows);
         assert!(table.contains("walrus borrowed"), "{table}");
         assert!(table.contains("4GiB/1GiB"), "{table}");
         assert!(table.contains("1.40x"), "{table}");
+    }
+
+    #[test]
+    fn position_goals_use_the_run() {
+        let mut tail = read("walrus", "tail-follow", "1000", "0");
+        tail.insert("group".into(), "tail".into());
+        tail.insert("p50_us".into(), "12.5".into());
+        tail.insert("idle_cpu_us".into(), "40".into());
+        tail.insert("idle_wait_ms".into(), "2000.1".into());
+        let mut na = read("okaywal", "read-at", "0", "0");
+        na.insert("na".into(), "no index".into());
+        let rows = vec![
+            read("walrus", "read-at", "300000", "225"),
+            read("walrus-mmap", "read-at", "200000", "150"),
+            read("raft-engine", "read-at", "250000", "187.5"),
+            na,
+            read("walrus", "read-range", "900000", "675"),
+            read("raft-engine", "read-range", "1000000", "750"),
+            tail,
+        ];
+        let g = goals(&rows);
+        let find = |text: &str| g.iter().find(|g| g.text.starts_with(text)).unwrap();
+        assert_eq!(find("random read_at (fd)").met, Some(true));
+        assert!(find("random read_at (fd)").measured.contains("1.20x"));
+        assert_eq!(find("random read_at (mmap)").met, Some(false), "0.8x");
+        assert_eq!(find("read_range(1000) (fd)").met, Some(false), "0.9x");
+        assert_eq!(find("read_range(1000) (mmap)").met, None, "not run");
+        let table = crate::report::table(&rows);
+        assert!(table.contains("n/a: no index"), "{table}");
+        assert!(table.contains("40 us in 2000 ms"), "{table}");
+        assert!(table.contains("12.5"), "{table}");
     }
 }

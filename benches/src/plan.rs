@@ -11,7 +11,10 @@ use crate::{
     migrate, plot,
     suite::Cell,
     wal::{self, SyncMode},
-    workload::{Fields, Workload},
+    workload::{
+        Fields, Workload,
+        positions::{IDLE_WAIT, READ_AT_OPS, READ_RANGE_OPS},
+    },
 };
 
 /// Data read back by the read cells, in the quick run as in `--full`: what users see (ratios
@@ -24,6 +27,13 @@ pub const READ_TOPICS: usize = 4;
 pub const REOPEN_BYTES: [u64; 3] = [256 << 20, 1 << 30, 4 << 30];
 /// Topics of the reopen cells.
 pub const REOPEN_TOPICS: usize = 100;
+
+/// Data filled into the one topic of the read-by-position cells: quick, `--full`.
+pub const POSITION_BYTES: [u64; 2] = [128 << 20, 1 << 30];
+/// Consecutive entries per range read of the `read-range` cells.
+pub const RANGE_ENTRIES: usize = 1000;
+/// Length of the `tail-follow` cells' writer (one append per millisecond): quick, `--full`.
+pub const TAIL_SECS: [u64; 2] = [2, 5];
 
 /// `256 MiB`, `1 GiB`.
 pub fn size(bytes: u64) -> String {
@@ -124,8 +134,66 @@ pub fn suite_cells(full: bool, systems: &[String]) -> Vec<Cell> {
                 .fill(bytes, REOPEN_TOPICS)
         });
     }
+    cells.extend(positions_cells(full, systems));
     cells.extend(migrate::cells(systems));
     cells
+}
+
+/// The cells of the log primitives by position: random `read_at` and `read_range` of one
+/// topic (128 MiB quick, 1 GiB `--full`) on every system (those without reads by index give
+/// an `n/a` row), and `tail-follow` on the walrus backends.
+pub fn positions_cells(full: bool, systems: &[String]) -> Vec<Cell> {
+    let bytes = POSITION_BYTES[usize::from(full)];
+    let tail = Duration::from_secs(TAIL_SECS[usize::from(full)]);
+    let read = |g: &str, s: &str, w| Cell::new(g, s, w, 1, SyncMode::Interval(200)).fill(bytes, 1);
+    let mut cells = Vec::new();
+    let g = format!(
+        "random reads by position: {} x 1 entry at uniform positions of one {} topic \
+         (walrus read_at, raft-engine get_entry)",
+        thousands(READ_AT_OPS),
+        size(bytes)
+    );
+    for s in systems {
+        cells.push(read(&g, s, Workload::ReadAt));
+    }
+    let g = format!(
+        "range reads by position: {} x {} consecutive entries from uniform \
+         positions of one {} topic (walrus read_range, raft-engine fetch_entries_to; latency \
+         per range)",
+        thousands(READ_RANGE_OPS),
+        thousands(RANGE_ENTRIES),
+        size(bytes)
+    );
+    for s in systems {
+        cells.push(read(&g, s, Workload::ReadRange).batch(RANGE_ENTRIES));
+    }
+    let g = format!(
+        "tail follow: wait_for wake-up after append (1 append/ms for {} s; latency from \
+         append's return), then one idle waiter for {} s",
+        tail.as_secs(),
+        IDLE_WAIT.as_secs()
+    );
+    for s in systems.iter().filter(|s| wal::is_walrus(s)) {
+        cells.push(
+            Cell::new(&g, s, Workload::TailFollow, 1, SyncMode::Interval(200))
+                .duration(tail)
+                .fill(0, 1),
+        );
+    }
+    cells
+}
+
+/// `10,000`.
+fn thousands(n: usize) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 fn select(rows: &[Fields], f: impl Fn(&Fields) -> bool) -> Vec<&Fields> {
@@ -193,7 +261,32 @@ pub fn suite_plots(out: &Path, rows: &[Fields]) -> Result<Vec<PathBuf>> {
         )?;
         plots.push(path);
     }
+    plots.extend(positions_plot(out, rows)?);
     Ok(plots)
+}
+
+/// Latency CDFs of the random `read_at` cells and of the `tail-follow` wake-ups, when the run
+/// has them.
+pub fn positions_plot(out: &Path, rows: &[Fields]) -> Result<Option<PathBuf>> {
+    let measured = |w: &str| select(rows, |r| is(r, "workload", w) && r.contains_key("cdf"));
+    let mut panels = Vec::new();
+    let read_at = measured("read-at");
+    if !read_at.is_empty() {
+        panels.push(plot::cdf_panel("read_at of one random entry", &read_at));
+    }
+    let tail = measured("tail-follow");
+    if !tail.is_empty() {
+        panels.push(plot::cdf_panel(
+            "wait_for wake-up after append returns",
+            &tail,
+        ));
+    }
+    if panels.is_empty() {
+        return Ok(None);
+    }
+    let path = out.join("positions_cdf.png");
+    plot::draw(&path, &panels)?;
+    Ok(Some(path))
 }
 
 #[cfg(test)]
@@ -221,5 +314,22 @@ mod tests {
             .map(|c| c.params.bytes)
             .collect();
         assert_eq!(reopen, REOPEN_BYTES);
+        assert_eq!(count(Workload::ReadAt), systems.len());
+        assert_eq!(count(Workload::ReadRange), systems.len());
+        assert_eq!(count(Workload::TailFollow), 2, "walrus backends only");
+        assert!(cells.iter().all(|c| match c.params.workload {
+            Workload::ReadAt | Workload::ReadRange => {
+                c.params.bytes == POSITION_BYTES[0] && c.params.topics == 1
+            }
+            _ => true,
+        }));
+        let full = positions_cells(true, &systems);
+        assert!(
+            full.iter()
+                .filter(|c| c.params.workload == Workload::ReadRange)
+                .all(|c| c.params.bytes == 1 << 30 && c.params.batch == RANGE_ENTRIES)
+        );
+        assert_eq!(thousands(10_000), "10,000");
+        assert_eq!(thousands(200), "200");
     }
 }

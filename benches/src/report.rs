@@ -43,6 +43,13 @@ pub const COLUMNS: &[&str] = &[
     "import_vs_disk",
     "fill_secs",
     "fill_mb_per_s",
+    "fill_entries",
+    "early_wakes",
+    "call_p50_us",
+    "call_p99_us",
+    "idle_cpu_us",
+    "idle_wait_ms",
+    "na",
     "cdf",
     "error",
 ];
@@ -157,11 +164,15 @@ fn label(r: &Fields) -> String {
 /// Width of the table's first column.
 const NAME: usize = 20;
 
+/// Writes the line of a failed row, or of a row whose system lacks what the cell measures
+/// (`na`), and says whether it did.
 fn failed(out: &mut String, r: &Fields) -> bool {
     if !ok(r) {
         let _ = writeln!(out, "  {:<NAME$} FAILED: {}", label(r), field(r, "error"));
+    } else if r.contains_key("na") {
+        let _ = writeln!(out, "  {:<NAME$} n/a: {}", label(r), field(r, "na"));
     }
-    !ok(r)
+    !ok(r) || r.contains_key("na")
 }
 
 /// The table: one section per group, walrus (the default backend) against every row, then
@@ -197,6 +208,11 @@ pub fn table(rows: &[Fields]) -> String {
             .copied();
         if section.iter().any(|r| r.contains_key("reopen_ms")) {
             reopen_section(&mut out, &section, reference);
+        } else if section
+            .iter()
+            .any(|r| field(r, "workload") == "tail-follow")
+        {
+            tail_section(&mut out, &section);
         } else {
             rate_section(&mut out, &section, reference, limits(rows));
         }
@@ -235,6 +251,43 @@ fn reopen_section(out: &mut String, section: &[&Fields], reference: Option<&Fiel
                 num(r, "reopen_ms"),
                 reference.and_then(|w| num(w, "reopen_ms"))
             ),
+        );
+    }
+}
+
+/// Wake-up latency of the followers in `wait_for` (from `append`'s return, and from its
+/// call) and the CPU time of the idle waiter.
+fn tail_section(out: &mut String, section: &[&Fields]) {
+    let _ = writeln!(
+        out,
+        "  {:<NAME$} {:>8} {:>8} {:>8} {:>9} {:>8} {:>6} {:>17} {:>19}",
+        "system",
+        "wake-ups",
+        "p50 us",
+        "p99 us",
+        "p99.9 us",
+        "max us",
+        "early",
+        "from call p50/p99",
+        "idle waiter CPU"
+    );
+    for r in section {
+        if failed(out, r) {
+            continue;
+        }
+        let n = |k: &str| num(r, k).unwrap_or(0.0);
+        let _ = writeln!(
+            out,
+            "  {:<NAME$} {:>8.0} {:>8.1} {:>8.1} {:>9.1} {:>8.1} {:>6.0} {:>17} {:>19}",
+            label(r),
+            n("ops"),
+            n("p50_us"),
+            n("p99_us"),
+            n("p999_us"),
+            n("max_us"),
+            n("early_wakes"),
+            format!("{:.1} / {:.1}", n("call_p50_us"), n("call_p99_us")),
+            format!("{:.0} us in {:.0} ms", n("idle_cpu_us"), n("idle_wait_ms")),
         );
     }
 }
@@ -363,6 +416,29 @@ pub fn notes(rows: &[Fields]) -> String {
             "  {:<NAME$} Walrus::batch_read_with: each payload borrowed in place, no allocation \
              or copy per entry (raft-engine's fetch_entries_to is its batch-read row)",
             "<walrus> borrowed"
+        );
+    }
+    if rows
+        .iter()
+        .any(|r| matches!(field(r, "workload"), "read-at" | "read-range"))
+    {
+        let _ = writeln!(
+            out,
+            "  {:<NAME$} one topic filled with batches, then one reader at uniform random \
+             positions (the same seeded ones in every system), warm page cache; walrus: \
+             TopicLog::read_at / read_range, raft-engine: get_entry / fetch_entries_to (both \
+             move no cursor); n/a: no read by entry index",
+            "by position"
+        );
+    }
+    if rows.iter().any(|r| field(r, "workload") == "tail-follow") {
+        let _ = writeln!(
+            out,
+            "  {:<NAME$} wake-up = the follower's return from TopicLog::wait_for minus the \
+             writer's clock right after append returned (early: woke before that, counted as \
+             0; 'from call': minus the clock right before append was called); idle waiter \
+             CPU = /proc/thread-self/schedstat of a thread in wait_for with no writer",
+            "tail follow"
         );
     }
     if rows.iter().any(|r| field(r, "workload") == "reopen") {

@@ -285,6 +285,19 @@ fn parse_tick(rest: &str) -> Option<Tick> {
 
 fn summary(group: &str, label: &str, row: &Fields) -> String {
     let num = |k: &str| row.get(k).and_then(|v| v.parse::<f64>().ok());
+    if let Some(why) = row.get("na") {
+        return format!("{group:<28} {label}: n/a: {why}");
+    }
+    if let Some(cpu) = num("idle_cpu_us") {
+        return format!(
+            "{group:<28} {label}: {:.0} wake-ups, p50 {:.1} us, p99 {:.1} us; idle waiter \
+             {cpu:.0} us CPU in {:.0} ms",
+            num("ops").unwrap_or(0.0),
+            num("p50_us").unwrap_or(0.0),
+            num("p99_us").unwrap_or(0.0),
+            num("idle_wait_ms").unwrap_or(0.0),
+        );
+    }
     if let Some(disk) = num("disk_mb_per_s") {
         return format!(
             "{group:<28} {label}: import {:.1} MB/s, {} entries/s, disk {disk:.1} MB/s, {:.2}x",

@@ -55,6 +55,15 @@ pub enum Workload {
     Migrate,
     /// The 0.2.0 writer of [`Workload::Migrate`], in a process of its own.
     MigrateFill,
+    /// Fill one topic with `bytes`, then random single-entry reads by position
+    /// (`TopicLog::read_at`, raft-engine's `get_entry`).
+    ReadAt,
+    /// Fill one topic with `bytes`, then reads of `batch` consecutive entries from random
+    /// positions (`TopicLog::read_range`, raft-engine's `fetch_entries_to`).
+    ReadRange,
+    /// Walrus only: wake-up latency of a reader blocked in `TopicLog::wait_for` behind a
+    /// writer appending every millisecond for `duration`, then an idle waiter's CPU time.
+    TailFollow,
 }
 
 const WORKLOADS: &[(Workload, &str)] = &[
@@ -69,6 +78,9 @@ const WORKLOADS: &[(Workload, &str)] = &[
     (Workload::SeqWrite, "seq-write"),
     (Workload::Migrate, "migrate"),
     (Workload::MigrateFill, "migrate-fill"),
+    (Workload::ReadAt, "read-at"),
+    (Workload::ReadRange, "read-range"),
+    (Workload::TailFollow, "tail-follow"),
 ];
 
 impl fmt::Display for Workload {
@@ -444,11 +456,14 @@ pub fn run(p: &Params) -> Result<Fields> {
             phase_fields(&mut fields, &read);
         }
         Workload::Reopen => read::reopen(p, &mut fields)?,
+        Workload::ReadAt | Workload::ReadRange => positions::read_positions(p, &mut fields)?,
+        Workload::TailFollow => positions::tail_follow(p, &mut fields)?,
     }
     Ok(fields)
 }
 
 mod disk;
+pub mod positions;
 mod read;
 
 use disk::{fdatasync_rate, seq_write};

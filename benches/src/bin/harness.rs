@@ -4,6 +4,8 @@
 //! harness suite [--quick|--full] [--systems a,b] [--out DIR] [--tmp DIR]
 //! harness writes|reads|scaling|batch-scaling [--quick|--full] [--systems a,b] [--out DIR]
 //! harness migrate [--out DIR] [--tmp DIR]   (the 0.2.0 import cell of the suite alone)
+//! harness positions [--quick|--full] [--systems a,b] [--out DIR]   (the suite's read_at,
+//!     read_range and tail-follow cells alone)
 //! harness show suite|writes|reads|scaling|batch-scaling [--out DIR]
 //! harness child key=value...   (internal: one cell, prints TICK and RESULT lines)
 //! ```
@@ -21,7 +23,7 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 use walrus_benches::{
-    machine, migrate, plan,
+    goals, machine, migrate, plan,
     plot::{self, Panel, Series},
     report::{self, num},
     suite::{Cell, Outcome, Runner, result_line},
@@ -29,7 +31,12 @@ use walrus_benches::{
     workload::{self, Fields, Params, Workload},
 };
 
-const USAGE: &str = "usage: harness <suite|writes|reads|scaling|batch-scaling|show KIND> [options]
+const USAGE: &str =
+    "usage: harness <suite|writes|reads|scaling|batch-scaling|positions|show KIND> \
+                     [options]
+
+  positions          the suite's log-primitive cells alone: random read_at and read_range
+                     (128 MiB, --full 1 GiB) and tail-follow wake-ups (walrus)
 
 options:
   --quick            2 s write cells, T up to 4 (default; about 5 minutes on 2 cores)
@@ -139,6 +146,34 @@ fn suite(opts: &Options) -> Result<()> {
         csv.display()
     );
     print_suite(&opts.out, &rows, &header)
+}
+
+/// The suite's cells of the log primitives by position alone (`positions.csv`,
+/// `positions.txt`, `positions_cdf.png`).
+fn positions(opts: &Options) -> Result<()> {
+    let start = Instant::now();
+    let cells = plan::positions_cells(opts.full, &opts.systems);
+    let mode = if opts.full { "full" } else { "quick" };
+    let outcomes = runner(opts, Vec::new())?.run_all("positions", &cells)?;
+    let rows = rows(&outcomes);
+    let csv = opts.out.join("positions.csv");
+    report::write_csv(&csv, &rows)?;
+    let mut text = format!(
+        "Log primitives by position ({mode}), {} cells in {:.0} s\n{}\nresults: {}\n",
+        cells.len(),
+        start.elapsed().as_secs_f64(),
+        machine::describe(&opts.tmp),
+        csv.display()
+    );
+    text.push_str(&report::table(&rows));
+    text.push_str(&report::goals_text(&goals::position_goals(&rows)));
+    text.push_str(&report::notes(&rows));
+    println!("{text}");
+    std::fs::write(opts.out.join("positions.txt"), &text)?;
+    if let Some(p) = plan::positions_plot(&opts.out, &rows)? {
+        println!("plot: {}", p.display());
+    }
+    Ok(())
 }
 
 /// `30s`, `2m`, `1h` or seconds.
@@ -419,6 +454,7 @@ fn run(args: &[String]) -> Result<()> {
         }),
         "suite" => suite(&parse_options(&args[1..])?),
         "writes" | "reads" | "scaling" | "batch-scaling" => seed(cmd, &parse_options(&args[1..])?),
+        "positions" => positions(&parse_options(&args[1..])?),
         "migrate" => migrate::alone(&runner(&parse_options(&args[1..])?, Vec::new())?),
         "show" => {
             let kind = args

@@ -89,6 +89,25 @@ pub trait Wal: Send + Sync {
         let _ = (topic, max_bytes);
         bail!("no borrowed batch read in this system")
     }
+    /// Reads entry `index` of `topic` (0: the first entry appended) without moving any
+    /// cursor; returns its length, `None` past the end. Only the systems of
+    /// [`reads_by_position`] have it.
+    fn read_at(&self, topic: usize, index: u64) -> Result<Option<usize>> {
+        let _ = (topic, index);
+        bail!("no read by position in this system")
+    }
+    /// Reads up to `count` consecutive entries of `topic` from `index` (and up to about
+    /// `max_bytes`) without moving any cursor; returns (entries, bytes).
+    fn read_range(
+        &self,
+        topic: usize,
+        index: u64,
+        count: usize,
+        max_bytes: usize,
+    ) -> Result<(usize, usize)> {
+        let _ = (topic, index, count, max_bytes);
+        bail!("no read by position in this system")
+    }
     /// Makes everything appended so far durable.
     fn flush(&self) -> Result<()>;
     /// Counters the system keeps, for the report (Walrus: fsync rounds).
@@ -119,6 +138,19 @@ pub fn available(system: &str) -> bool {
 /// Whether `system` is one of ours.
 pub fn is_walrus(system: &str) -> bool {
     matches!(system, "walrus" | "walrus-fd" | "walrus-mmap")
+}
+
+/// Whether `system` reads an entry by its index ([`Wal::read_at`], [`Wal::read_range`]);
+/// `Err` says why not, for the report's `n/a` rows.
+pub fn reads_by_position(system: &str) -> Result<(), &'static str> {
+    match system {
+        "walrus" | "walrus-fd" | "walrus-mmap" => Ok(()),
+        "raft-engine" => Ok(()),
+        "walrus-0.2.0" => Err("cursor reads only (read_next, batch reads), no read by position"),
+        "okaywal" => Err("no index by entry number (reads take byte positions the caller keeps)"),
+        "rocksdb" => Err("not wired in this harness (a get() of the topic+index key would be)"),
+        _ => Err("unknown system"),
+    }
 }
 
 /// A note on how a system was configured, for the report.
@@ -207,6 +239,26 @@ impl Drop for Ticker {
     }
 }
 
+/// One topic of Walrus on the backend `system` names (`walrus`, `walrus-fd`, `walrus-mmap`),
+/// configured as [`open`] configures it, as a [`walrus_rust::TopicLog`] (the handle keeps its
+/// instance open).
+pub fn open_topic_log(
+    system: &str,
+    dir: &Path,
+    sync: SyncMode,
+    topic: usize,
+) -> Result<walrus_rust::TopicLog> {
+    std::fs::create_dir_all(dir)?;
+    let (fd, io_uring) = match system {
+        "walrus" => (true, true),
+        "walrus-fd" => (true, false),
+        "walrus-mmap" => (false, false),
+        other => bail!("{other} has no TopicLog (walrus backends only)"),
+    };
+    let wal = walrus::build(dir, sync, fd, io_uring)?;
+    Ok(wal.topic_log(&topic_name(topic))?)
+}
+
 /// Walrus's backends as (name, fd backend, io_uring), for the criterion suites.
 pub const WALRUS_BACKENDS: &[(&str, bool, bool)] = &[
     ("fd", true, false),
@@ -234,7 +286,12 @@ pub fn open_walrus(
 
 /// Topic names shared by the systems that have named topics.
 pub fn topic_names(topics: usize) -> Vec<String> {
-    (0..topics).map(|i| format!("topic_{i}")).collect()
+    (0..topics).map(topic_name).collect()
+}
+
+/// The name of topic `i` in [`topic_names`].
+pub fn topic_name(i: usize) -> String {
+    format!("topic_{i}")
 }
 
 #[cfg(test)]
@@ -278,6 +335,17 @@ mod tests {
             assert_eq!(wal.read_next(0).unwrap(), None);
             assert_eq!(wal.batch_read(1, 1 << 20).unwrap(), (2, 8));
             assert_eq!(wal.batch_read(1, 1 << 20).unwrap(), (0, 0));
+            // Reads by index move no cursor: the drained entries are still there.
+            if reads_by_position(system).is_ok() {
+                assert_eq!(wal.read_at(1, 0).unwrap(), Some(3), "{system}");
+                assert_eq!(wal.read_at(1, 1).unwrap(), Some(5), "{system}");
+                assert_eq!(wal.read_at(1, 2).unwrap(), None, "{system}");
+                assert_eq!(wal.read_range(1, 0, 10, 1 << 20).unwrap(), (2, 8));
+                assert_eq!(wal.read_range(1, 1, 1, 1 << 20).unwrap(), (1, 5));
+                assert_eq!(wal.read_range(1, 2, 10, 1 << 20).unwrap(), (0, 0));
+            } else {
+                assert!(wal.read_at(1, 0).is_err() && wal.read_range(1, 0, 1, 1).is_err());
+            }
             if is_walrus(system) {
                 wal.batch_append(1, &[b"four".as_slice(), b"five!"])
                     .unwrap();

@@ -142,6 +142,40 @@ impl Wal for RaftWal {
         Ok((n, out.iter().map(|e| e.value.len() - 8).sum()))
     }
 
+    fn read_at(&self, topic: usize, index: u64) -> Result<Option<usize>> {
+        // Raft indexes start at 1.
+        Ok(self
+            .engine
+            .get_entry::<Ext>(region(topic), index + 1)?
+            .map(|e| e.value.len() - 8))
+    }
+
+    fn read_range(
+        &self,
+        topic: usize,
+        index: u64,
+        count: usize,
+        max_bytes: usize,
+    ) -> Result<(usize, usize)> {
+        let Some(last) = self.engine.last_index(region(topic)) else {
+            return Ok((0, 0));
+        };
+        let begin = index + 1;
+        let end = (last + 1).min(begin.saturating_add(count as u64));
+        if begin >= end {
+            return Ok((0, 0));
+        }
+        let mut out = Vec::with_capacity(end.saturating_sub(begin) as usize);
+        let n = self.engine.fetch_entries_to::<Ext>(
+            region(topic),
+            begin,
+            end,
+            Some(max_bytes),
+            &mut out,
+        )?;
+        Ok((n, out.iter().map(|e| e.value.len() - 8).sum()))
+    }
+
     fn flush(&self) -> Result<()> {
         Ok(self.engine.sync()?)
     }

@@ -1,9 +1,9 @@
 //! This workspace's Walrus, on each of its backends.
 
-use std::path::Path;
+use std::{path::Path, sync::OnceLock};
 
 use anyhow::Result;
-use walrus_rust::{FsyncSchedule, ReadConsistency, Walrus};
+use walrus_rust::{FsyncSchedule, ReadConsistency, TopicLog, Walrus};
 
 use super::{SyncMode, Wal, topic_names};
 
@@ -12,6 +12,9 @@ use super::{SyncMode, Wal, topic_names};
 pub(super) struct WalrusWal {
     wal: Walrus,
     names: Vec<String>,
+    /// Each topic as a log of positions, made at its first read by position (so that the
+    /// timed open of the reopen cells makes none).
+    logs: Vec<OnceLock<TopicLog>>,
 }
 
 pub(super) fn schedule(sync: SyncMode) -> FsyncSchedule {
@@ -22,6 +25,21 @@ pub(super) fn schedule(sync: SyncMode) -> FsyncSchedule {
     }
 }
 
+/// Walrus in `dir` on one backend, as every cell configures it.
+pub(super) fn build(dir: &Path, sync: SyncMode, fd: bool, io_uring: bool) -> Result<Walrus> {
+    Ok(Walrus::builder()
+        .data_dir(dir.to_path_buf())
+        .fsync_schedule(schedule(sync))
+        // The seeds' read benchmarks persist cursors every 5,000 entries.
+        .consistency(ReadConsistency::AtLeastOnce {
+            persist_every: 5000,
+        })
+        .fd_backend(fd)
+        .io_uring(io_uring)
+        .wait_for_batches(true)
+        .build()?)
+}
+
 impl WalrusWal {
     pub(super) fn open(
         dir: &Path,
@@ -30,21 +48,21 @@ impl WalrusWal {
         fd: bool,
         io_uring: bool,
     ) -> Result<Self> {
-        let wal = Walrus::builder()
-            .data_dir(dir.to_path_buf())
-            .fsync_schedule(schedule(sync))
-            // The seeds' read benchmarks persist cursors every 5,000 entries.
-            .consistency(ReadConsistency::AtLeastOnce {
-                persist_every: 5000,
-            })
-            .fd_backend(fd)
-            .io_uring(io_uring)
-            .wait_for_batches(true)
-            .build()?;
         Ok(Self {
-            wal,
+            wal: build(dir, sync, fd, io_uring)?,
             names: topic_names(topics),
+            logs: (0..topics).map(|_| OnceLock::new()).collect(),
         })
+    }
+
+    fn log(&self, topic: usize) -> Result<&TopicLog> {
+        let cell = &self.logs[topic];
+        if let Some(log) = cell.get() {
+            return Ok(log);
+        }
+        let log = self.wal.topic_log(&self.names[topic])?;
+        // Another thread may have set it first; either handle reads the same topic.
+        Ok(cell.get_or_init(|| log))
     }
 }
 
@@ -82,6 +100,24 @@ impl Wal for WalrusWal {
                     bytes += payload.len()
                 })?;
         Ok((n, bytes))
+    }
+
+    fn read_at(&self, topic: usize, index: u64) -> Result<Option<usize>> {
+        // Positions are the topic's sequence numbers, 0 for the first entry appended.
+        Ok(self.log(topic)?.read_at(index)?.map(|e| e.len()))
+    }
+
+    fn read_range(
+        &self,
+        topic: usize,
+        index: u64,
+        count: usize,
+        max_bytes: usize,
+    ) -> Result<(usize, usize)> {
+        let entries = self
+            .log(topic)?
+            .read_range(index..index.saturating_add(count as u64), max_bytes)?;
+        Ok((entries.len(), entries.iter().map(|(_, e)| e.len()).sum()))
     }
 
     fn flush(&self) -> Result<()> {

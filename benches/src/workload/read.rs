@@ -18,7 +18,7 @@ use crate::{
 /// Batch size used to fill a log before a read or reopen measurement.
 const FILL_BATCH: usize = 256;
 /// A read phase that ends when the data does (an `Instant` cannot hold `Duration::MAX`).
-const NO_LIMIT: Duration = Duration::from_secs(86_400);
+pub(super) const NO_LIMIT: Duration = Duration::from_secs(86_400);
 /// Memory touched before a timed reopen ([`warm_memory`]).
 const WARM_BYTES: usize = 256 << 20;
 
@@ -33,27 +33,32 @@ pub(super) enum ReadMode {
     Next,
 }
 
-/// Fills `bytes` of payload over `topics` topics with batches, from up to 4 threads.
-fn fill(wal: &dyn Wal, topics: usize, bytes: u64) -> Result<u64> {
+/// Fills `bytes` of payload over `topics` topics with batches, from up to 4 threads; returns
+/// the payload bytes and the entries written.
+pub(super) fn fill(wal: &dyn Wal, topics: usize, bytes: u64) -> Result<(u64, u64)> {
     let threads = topics.clamp(1, 4);
     let per_topic = bytes / topics.max(1) as u64;
     let written = AtomicU64::new(0);
+    let entries = AtomicU64::new(0);
     std::thread::scope(|s| -> Result<()> {
         let handles: Vec<_> = (0..threads)
             .map(|th| {
-                let written = &written;
+                let (written, entries) = (&written, &entries);
                 s.spawn(move || -> Result<()> {
                     let mut payloads = Payloads::new(ENTRY_SIZES, th as u64 + 100);
                     for topic in (th..topics).step_by(threads) {
                         let mut done = 0u64;
+                        let mut n = 0u64;
                         while done < per_topic {
-                            let entries = payloads.batch(FILL_BATCH);
-                            let n: u64 = entries.iter().map(|e| e.len() as u64).sum();
-                            wal.batch_append(topic, &entries)
+                            let batch = payloads.batch(FILL_BATCH);
+                            let b: u64 = batch.iter().map(|e| e.len() as u64).sum();
+                            wal.batch_append(topic, &batch)
                                 .with_context(|| format!("fill topic {topic}"))?;
-                            done += n;
+                            done += b;
+                            n += batch.len() as u64;
                         }
                         written.fetch_add(done, Ordering::Relaxed);
+                        entries.fetch_add(n, Ordering::Relaxed);
                     }
                     Ok(())
                 })
@@ -65,7 +70,7 @@ fn fill(wal: &dyn Wal, topics: usize, bytes: u64) -> Result<u64> {
         Ok(())
     })?;
     wal.flush()?;
-    Ok(written.into_inner())
+    Ok((written.into_inner(), entries.into_inner()))
 }
 
 /// Reads every topic to its end; thread `t` reads topics `t, t + threads, ...`.
@@ -115,7 +120,7 @@ pub(super) fn read_back(p: &Params, fields: &mut Fields) -> Result<()> {
         _ => ReadMode::Next,
     };
     let wal = wal::open(&p.system, &p.dir, p.sync, p.topics)?;
-    let filled = fill(wal.as_ref(), p.topics, p.bytes)?;
+    let (filled, _) = fill(wal.as_ref(), p.topics, p.bytes)?;
     let phase = drain(wal.as_ref(), p.topics, p.threads, mode, NO_LIMIT)?;
     if phase.bytes != filled {
         bail!("read back {} payload bytes of {filled}", phase.bytes);
@@ -140,7 +145,7 @@ fn warm_memory() {
 /// for: the open, and the first read of every topic.
 pub(super) fn reopen(p: &Params, fields: &mut Fields) -> Result<()> {
     let wal = wal::open(&p.system, &p.dir, p.sync, p.topics)?;
-    let filled = fill(wal.as_ref(), p.topics, p.bytes)?;
+    let (filled, _) = fill(wal.as_ref(), p.topics, p.bytes)?;
     drop(wal);
     let disk = disk_usage(&p.dir);
     warm_memory();

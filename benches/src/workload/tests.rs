@@ -53,3 +53,78 @@ fn small_workloads_run() {
         }
     }
 }
+
+fn small(system: &str, workload: Workload, dir: &std::path::Path) -> Params {
+    Params {
+        system: system.into(),
+        workload,
+        threads: 1,
+        sync: SyncMode::Interval(200),
+        duration: Duration::from_millis(30),
+        batch: 8,
+        bytes: 128 << 10,
+        topics: 1,
+        dir: dir.join(format!("{system}-{workload}")),
+    }
+}
+
+#[test]
+fn position_workloads_run() {
+    let dir = tempfile::tempdir().unwrap();
+    for system in ["walrus", "walrus-mmap"] {
+        let f = run(&small(system, Workload::ReadAt, dir.path())).unwrap();
+        assert_eq!(f["ops"], positions::READ_AT_OPS.to_string(), "{system}");
+        let entries: u64 = f["fill_entries"].parse().unwrap();
+        assert!(entries >= 128, "{entries}");
+        let f = run(&small(system, Workload::ReadRange, dir.path())).unwrap();
+        assert_eq!(f["ops"], (positions::READ_RANGE_OPS * 8).to_string());
+        assert!(f.contains_key("p99_us") && !f.contains_key("na"));
+        let f = run(&small(system, Workload::TailFollow, dir.path())).unwrap();
+        assert_eq!(f["ops"], "30", "one wake-up per append");
+        assert!(f.contains_key("p50_us") && f.contains_key("early_wakes"));
+        assert!(f.contains_key("call_p50_us") && f.contains_key("call_p99_us"));
+        let waited: f64 = f["idle_wait_ms"].parse().unwrap();
+        assert!(waited >= 25.0, "{waited}");
+        assert!(f["idle_cpu_us"].parse::<f64>().unwrap() >= 0.0);
+    }
+    // A system without reads by index: an n/a row, nothing filled.
+    let f = run(&small("walrus-0.2.0", Workload::ReadAt, dir.path())).unwrap();
+    assert!(f.contains_key("na") && !f.contains_key("ops"));
+    assert!(run(&small("raft-engine", Workload::TailFollow, dir.path())).is_err());
+}
+
+#[test]
+fn random_positions_are_seeded_and_in_range() {
+    let a = positions::random_starts(10_000, 1_000);
+    assert_eq!(
+        a,
+        positions::random_starts(10_000, 1_000),
+        "same in every system"
+    );
+    assert!(a.iter().all(|&p| p < 1_000));
+    // Uniform enough: each tenth of the range gets about a tenth of the reads.
+    for tenth in 0..10 {
+        let n = a.iter().filter(|&&p| p / 100 == tenth).count();
+        assert!((800..1200).contains(&n), "tenth {tenth}: {n}");
+    }
+}
+
+#[test]
+fn thread_cpu_counts_this_thread_only() {
+    let before = positions::thread_cpu().unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    let slept = positions::thread_cpu().unwrap() - before;
+    assert!(slept < Duration::from_millis(20), "{slept:?} asleep");
+    // Busy until this thread's clock shows 20 ms (however loaded the machine is).
+    let start = std::time::Instant::now();
+    let base = positions::thread_cpu().unwrap();
+    while positions::thread_cpu().unwrap() - base < Duration::from_millis(20) {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "CPU time never grew"
+        );
+        for i in 0..10_000u64 {
+            std::hint::black_box(i);
+        }
+    }
+}
