@@ -430,3 +430,18 @@ proptest! {
         prop_assert_eq!(scanner.end(), Some(expected));
     }
 }
+
+proptest! {
+    /// The checksum is XXH3-64 as docs/FORMAT.md defines it, whichever SIMD path the
+    /// implementation picks at run time: same values as a reference implementation, for
+    /// payloads of every length class (short, mid, the 241+ byte SIMD loop, several stripes).
+    #[test]
+    fn the_checksum_is_the_reference_xxh3(
+        header in proptest::collection::vec(any::<u8>(), 24),
+        payload in proptest::collection::vec(any::<u8>(), 0..5000),
+    ) {
+        use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
+        let reference = xxh3_64_with_seed(&payload, xxh3_64(&header));
+        prop_assert_eq!(walrus_storage::frame_checksum(&header, &payload), reference);
+    }
+}
