@@ -38,6 +38,7 @@ pub const COLUMNS: &[&str] = &[
     "append_ops_per_s",
     "overwrite_ops_per_s",
     "fsyncs",
+    "synced_appends",
     "files",
     "disk_mb_per_s",
     "import_vs_disk",

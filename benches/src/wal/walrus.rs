@@ -126,6 +126,10 @@ impl Wal for WalrusWal {
 
     fn counters(&self) -> Vec<(&'static str, u64)> {
         let stats = self.wal.stats();
-        vec![("fsyncs", stats.fsyncs), ("files", stats.files)]
+        vec![
+            ("fsyncs", stats.fsyncs),
+            ("synced_appends", stats.synced_appends),
+            ("files", stats.files),
+        ]
     }
 }

@@ -34,6 +34,8 @@ pub(crate) struct Counters {
     pub(crate) reads: AtomicU64,
     pub(crate) corrupt_entries: AtomicU64,
     pub(crate) cursor_persists: AtomicU64,
+    /// Entries appended under `SyncEach`, acknowledged once a sync covered them.
+    pub(crate) synced_appends: AtomicU64,
 }
 
 impl Counters {

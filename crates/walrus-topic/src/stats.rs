@@ -16,6 +16,10 @@ pub struct Stats {
     pub reads: u64,
     /// Rounds of fdatasync calls made for durability (group commits).
     pub fsyncs: u64,
+    /// Entries appended under `FsyncSchedule::SyncEach` (acknowledged once durable); with
+    /// [`fsyncs`](Self::fsyncs), how many appends share a sync
+    /// ([`appends_per_fsync`](Self::appends_per_fsync)).
+    pub synced_appends: u64,
     /// Cursor persists since open.
     pub cursor_persists: u64,
     /// Corrupt entries detected and skipped (at recovery and while reading).
@@ -31,6 +35,18 @@ pub struct Stats {
     pub backend: &'static str,
     /// How long recovery took when the directory was opened.
     pub recovery_time: Duration,
+}
+
+impl Stats {
+    /// Durable appends per sync round: how well the group commit shares its fdatasyncs
+    /// (0 before the first sync).
+    pub fn appends_per_fsync(&self) -> f64 {
+        if self.fsyncs == 0 {
+            0.0
+        } else {
+            self.synced_appends as f64 / self.fsyncs as f64
+        }
+    }
 }
 
 impl Engine {
@@ -51,6 +67,7 @@ impl Engine {
             appended_bytes: c.appended_bytes.load(Ordering::Relaxed),
             reads: c.reads.load(Ordering::Relaxed),
             fsyncs: self.durability.sync_count(),
+            synced_appends: c.synced_appends.load(Ordering::Relaxed),
             cursor_persists: c.cursor_persists.load(Ordering::Relaxed),
             corrupt_entries: c.corrupt_entries.load(Ordering::Relaxed),
             files: files.len() as u64,

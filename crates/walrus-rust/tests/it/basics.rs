@@ -149,3 +149,43 @@ fn stats_count_appends_reads_and_backend() {
     assert_eq!(stats.backend, "mmap");
     assert_eq!(stats.cursor_persists, 3);
 }
+
+#[test]
+fn stats_count_durable_appends_and_how_many_share_a_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = std::sync::Arc::new(
+        walrus_rust::Walrus::builder()
+            .data_dir(dir.path().to_path_buf())
+            .fsync_schedule(walrus_rust::FsyncSchedule::SyncEach)
+            .build()
+            .unwrap(),
+    );
+    assert_eq!(wal.stats().appends_per_fsync(), 0.0);
+    for i in 0..10u8 {
+        wal.append_for_topic("t", &[i]).unwrap();
+    }
+    wal.batch_append_for_topic("t", &[b"a".as_slice(); 5])
+        .unwrap();
+    let stats = wal.stats();
+    assert_eq!(stats.synced_appends, 15);
+    assert!(stats.fsyncs >= 1 && stats.fsyncs <= 11, "{stats:?}");
+    assert_eq!(stats.appends_per_fsync(), 15.0 / stats.fsyncs as f64);
+    // Concurrent durable appenders share sync rounds (never fewer than one append each).
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let wal = std::sync::Arc::clone(&wal);
+            std::thread::spawn(move || {
+                for i in 0..200u32 {
+                    wal.append_for_topic(&format!("c{t}"), &i.to_le_bytes())
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    let after = wal.stats();
+    assert_eq!(after.synced_appends, 815);
+    assert!(after.fsyncs - stats.fsyncs <= 800, "{after:?}");
+}

@@ -102,7 +102,7 @@ impl Engine {
             (ticket, writer.next_seq - 1)
         };
         self.counters.appended(1, data.len() as u64);
-        self.wait_if_sync_each(schedule, ticket)?;
+        self.wait_if_sync_each(schedule, ticket, 1)?;
         Ok(position)
     }
 
@@ -155,15 +155,19 @@ impl Engine {
         drop(guard);
         let bytes = batch.iter().map(|e| e.len() as u64).sum();
         self.counters.appended(batch.len() as u64, bytes);
-        self.wait_if_sync_each(schedule, ticket)?;
+        self.wait_if_sync_each(schedule, ticket, batch.len() as u64)?;
         Ok(positions)
     }
 
-    fn wait_if_sync_each(&self, schedule: FsyncSchedule, ticket: u64) -> Result<()> {
+    /// Under `SyncEach`, returns once the `entries` appended under `ticket` are durable.
+    fn wait_if_sync_each(&self, schedule: FsyncSchedule, ticket: u64, entries: u64) -> Result<()> {
         // Mutant ack_before_fsync: acknowledges SyncEach appends before they are durable.
         if matches!(schedule, FsyncSchedule::SyncEach) && !cfg!(walrus_mutant = "ack_before_fsync")
         {
             self.durability.wait_durable(ticket, &self.alloc)?;
+            self.counters
+                .synced_appends
+                .fetch_add(entries, std::sync::atomic::Ordering::Relaxed);
         }
         Ok(())
     }
