@@ -49,7 +49,7 @@ fn register_font() {
 fn colour(name: &str) -> RGBColor {
     const PALETTE: &[RGBColor] = &[
         RGBColor(214, 39, 40),   // walrus
-        RGBColor(255, 127, 14),  // walrus-fd
+        RGBColor(255, 127, 14),  // walrus-uring
         RGBColor(148, 103, 189), // walrus-mmap
         RGBColor(31, 119, 180),  // walrus-0.2.0
         RGBColor(44, 160, 44),   // raft-engine

@@ -36,7 +36,7 @@ commands:
 
 bench options:
   --quick | --full           data set and cell sizes (--full: 1 GiB, 10 s cells, T up to 8)
-  --systems a,b              walrus, walrus-fd, walrus-mmap, walrus-0.2.0, raft-engine,
+  --systems a,b              walrus, walrus-uring, walrus-mmap, walrus-0.2.0, raft-engine,
                              okaywal, rocksdb
   --rocksdb                  also build RocksDB's WAL (needs librocksdb-dev, libclang-dev;
                              see benches/RESULTS.md)

@@ -56,7 +56,13 @@ pub(crate) fn reliability(ci: bool) -> Result<(), String> {
     let suites: [(&str, &[&str]); 2] = [
         (
             "walrus-topic",
-            &["sim_crash", "corruption_corpus", "inject", "seal::", "truncate::"],
+            &[
+                "sim_crash",
+                "corruption_corpus",
+                "inject",
+                "seal::",
+                "truncate::",
+            ],
         ),
         (
             "walrus-rust@0.3",

@@ -119,7 +119,7 @@ pub trait Wal: Send + Sync {
 /// The systems the harness knows, whether or not this build has them.
 pub const ALL_SYSTEMS: &[&str] = &[
     "walrus",
-    "walrus-fd",
+    "walrus-uring",
     "walrus-mmap",
     "walrus-0.2.0",
     "raft-engine",
@@ -137,14 +137,14 @@ pub fn available(system: &str) -> bool {
 
 /// Whether `system` is one of ours.
 pub fn is_walrus(system: &str) -> bool {
-    matches!(system, "walrus" | "walrus-fd" | "walrus-mmap")
+    matches!(system, "walrus" | "walrus-uring" | "walrus-mmap")
 }
 
 /// Whether `system` reads an entry by its index ([`Wal::read_at`], [`Wal::read_range`]);
 /// `Err` says why not, for the report's `n/a` rows.
 pub fn reads_by_position(system: &str) -> Result<(), &'static str> {
     match system {
-        "walrus" | "walrus-fd" | "walrus-mmap" => Ok(()),
+        "walrus" | "walrus-uring" | "walrus-mmap" => Ok(()),
         "raft-engine" => Ok(()),
         "walrus-0.2.0" => Err("cursor reads only (read_next, batch reads), no read by position"),
         "okaywal" => Err("no index by entry number (reads take byte positions the caller keeps)"),
@@ -156,8 +156,8 @@ pub fn reads_by_position(system: &str) -> Result<(), &'static str> {
 /// A note on how a system was configured, for the report.
 pub fn note(system: &str) -> &'static str {
     match system {
-        "walrus" => "fd backend, io_uring for batches (the default)",
-        "walrus-fd" => "fd backend, io_uring off",
+        "walrus" => "fd backend, pwrite (the default)",
+        "walrus-uring" => "fd backend, io_uring for batches that span blocks",
         "walrus-mmap" => "mmap backend",
         "walrus-0.2.0" => "crates.io 0.2.0, fd backend",
         "raft-engine" => "0.4, one raft group per topic, compression off",
@@ -171,8 +171,8 @@ pub fn note(system: &str) -> &'static str {
 pub fn open(system: &str, dir: &Path, sync: SyncMode, topics: usize) -> Result<Box<dyn Wal>> {
     std::fs::create_dir_all(dir)?;
     Ok(match system {
-        "walrus" => Box::new(walrus::WalrusWal::open(dir, sync, topics, true, true)?),
-        "walrus-fd" => Box::new(walrus::WalrusWal::open(dir, sync, topics, true, false)?),
+        "walrus" => Box::new(walrus::WalrusWal::open(dir, sync, topics, true, false)?),
+        "walrus-uring" => Box::new(walrus::WalrusWal::open(dir, sync, topics, true, true)?),
         "walrus-mmap" => Box::new(walrus::WalrusWal::open(dir, sync, topics, false, false)?),
         #[cfg(feature = "peers")]
         "walrus-0.2.0" => Box::new(walrus_v020::WalrusV020::open(dir, sync, topics)?),
@@ -239,7 +239,7 @@ impl Drop for Ticker {
     }
 }
 
-/// One topic of Walrus on the backend `system` names (`walrus`, `walrus-fd`, `walrus-mmap`),
+/// One topic of Walrus on the backend `system` names (`walrus`, `walrus-uring`, `walrus-mmap`),
 /// configured as [`open`] configures it, as a [`walrus_rust::TopicLog`] (the handle keeps its
 /// instance open).
 pub fn open_topic_log(
@@ -250,8 +250,8 @@ pub fn open_topic_log(
 ) -> Result<walrus_rust::TopicLog> {
     std::fs::create_dir_all(dir)?;
     let (fd, io_uring) = match system {
-        "walrus" => (true, true),
-        "walrus-fd" => (true, false),
+        "walrus" => (true, false),
+        "walrus-uring" => (true, true),
         "walrus-mmap" => (false, false),
         other => bail!("{other} has no TopicLog (walrus backends only)"),
     };
@@ -325,7 +325,10 @@ mod tests {
         if cfg!(feature = "rocksdb") {
             peers.push("rocksdb");
         }
-        for &system in ["walrus", "walrus-fd", "walrus-mmap"].iter().chain(&peers) {
+        for &system in ["walrus", "walrus-uring", "walrus-mmap"]
+            .iter()
+            .chain(&peers)
+        {
             let dir = tempfile::tempdir().unwrap();
             let wal = open(system, dir.path(), SyncMode::Never, 2).unwrap();
             wal.append(0, b"one").unwrap();

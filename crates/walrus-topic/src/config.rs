@@ -67,12 +67,12 @@ pub struct EngineConfig {
 
 impl Default for EngineConfig {
     /// What `Walrus::new()` uses: `wal_files` (relative to the working directory), the fd
-    /// backend with io_uring, 10 MiB blocks, a 200 ms sync, owner-only files, 0.2.0 data
+    /// backend (`pwrite`, no io_uring), 10 MiB blocks, a 200 ms sync, owner-only files, 0.2.0 data
     /// imported. Tests override the fields they care about.
     fn default() -> Self {
         Self {
             dir: PathBuf::from(crate::DEFAULT_DATA_DIR),
-            backend: BackendKind::FdUring,
+            backend: BackendKind::Fd,
             alloc: AllocConfig::default(),
             fsync: FsyncSchedule::Milliseconds(200),
             wait_for_batches: false,

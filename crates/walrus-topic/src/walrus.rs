@@ -23,8 +23,8 @@ pub struct Entry {
 
 static FD_BACKEND: AtomicBool = AtomicBool::new(true);
 
-/// Makes instances opened from now on use the file-descriptor backend (`pread`/`pwrite`,
-/// io_uring for batches on Linux). This is the default.
+/// Makes instances opened from now on use the file-descriptor backend (`pread`/`pwrite`).
+/// This is the default.
 pub fn enable_fd_backend() {
     FD_BACKEND.store(true, Ordering::Relaxed);
 }
@@ -297,7 +297,7 @@ impl WalrusBuilder {
             consistency: ReadConsistency::StrictlyAtOnce,
             schedule: DEFAULT_SCHEDULE,
             fd_backend: None,
-            io_uring: true,
+            io_uring: false,
             alloc: AllocConfig::default(),
             wait_for_batches: false,
             read_only: false,
@@ -338,7 +338,11 @@ impl WalrusBuilder {
         self
     }
 
-    /// Allows (default) or forbids io_uring for batches on the fd backend.
+    /// Allows io_uring on the fd backend (off by default): a batch whose entries span several
+    /// blocks of one file is then written with one submission instead of one `pwrite` per
+    /// block. Measured in `cargo xtask bench` (`walrus-uring`): no faster than `pwrite` for
+    /// the workloads there, so it is not the default; where the kernel refuses io_uring the
+    /// instance uses `pwrite` anyway.
     pub fn io_uring(mut self, enabled: bool) -> Self {
         self.io_uring = enabled;
         self

@@ -258,3 +258,32 @@ fn concurrent_reader_never_sees_part_of_a_batch() {
         assert_eq!(read, 10_000);
     }
 }
+
+#[test]
+fn batches_spanning_blocks_go_down_whole_with_io_uring_too() {
+    for io_uring in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let open = || {
+            walrus_rust::Walrus::builder()
+                .data_dir(dir.path().to_path_buf())
+                .io_uring(io_uring)
+                .fsync_schedule(walrus_rust::FsyncSchedule::SyncEach)
+                .block_bytes(4096)
+                .blocks_per_file(64)
+                .build()
+                .unwrap()
+        };
+        let entries: Vec<Vec<u8>> = (0..300).map(|i| vec![i as u8; 700]).collect();
+        let refs: Vec<&[u8]> = entries.iter().map(Vec::as_slice).collect();
+        {
+            let wal = open();
+            // About 50 blocks of one file: consecutive pieces, one submission with a ring.
+            wal.batch_append_for_topic("t", &refs).unwrap();
+        }
+        let wal = open();
+        let read: Vec<Vec<u8>> = std::iter::from_fn(|| wal.read_next("t", true).unwrap())
+            .map(|e| e.data)
+            .collect();
+        assert_eq!(read, entries, "io_uring {io_uring}");
+    }
+}

@@ -8,7 +8,7 @@ use walrus_rust::{FsyncSchedule, ReadConsistency, Walrus};
 mod rng;
 pub(crate) use rng::{Rng, seed_from_env};
 
-/// Both backends: fd (with io_uring where available) and mmap.
+/// Both backends: fd (pwrite, the default) and mmap.
 pub(crate) const BACKENDS: [bool; 2] = [true, false];
 
 /// All three schedules.
