@@ -34,6 +34,7 @@ const MUTANTS: &[(&str, &[&str], &[&str])] = &[
     ),
     ("clean_marker_kept", &[], &["sim_crash_power_loss"]),
     ("seal_before_durable", &[], &["seal::"]),
+    ("prepare_overwrites", &["basics::", "model_mmap"], &[]),
 ];
 
 /// Runs `filters` of the `it` suite of `package` built as `mutant`; `true` if a test failed.

@@ -137,6 +137,22 @@ impl Segment for MmapSegment {
         }
         Ok(())
     }
+
+    fn prepare_write(&self, offset: u64, len: u64) {
+        // Clamped to the file; a kernel without MADV_POPULATE_WRITE makes it a no-op.
+        let end = offset.saturating_add(len).min(self.len);
+        if offset >= end {
+            return;
+        }
+        // Mutant prepare_overwrites: "prepares" pages by writing to them, racing the appends
+        // the hint is for (the suites must catch a preparer that changes bytes).
+        if cfg!(walrus_mutant = "prepare_overwrites") {
+            self.map
+                .write(offset as usize, &vec![0u8; (end - offset) as usize]);
+            return;
+        }
+        let _ = self.map.prefault(offset as usize, (end - offset) as usize);
+    }
 }
 
 #[cfg(test)]

@@ -104,6 +104,13 @@ pub trait Segment: Send + Sync + fmt::Debug {
 
     /// Makes every write that returned before this call durable.
     fn sync(&self) -> Result<()>;
+
+    /// A hint that `len` bytes from `offset` will be written soon: a backend may prepare
+    /// them (the mmap backend faults their pages in, so the writes take no page fault).
+    /// Changes no byte; does nothing by default. Slow, so call it off the hot path.
+    fn prepare_write(&self, offset: u64, len: u64) {
+        let _ = (offset, len);
+    }
 }
 
 /// A directory of segment files.

@@ -29,6 +29,8 @@ use crate::{
 pub(crate) struct WriteCtx<'e> {
     pub(crate) alloc: &'e Allocator,
     pub(crate) durability: &'e Durability,
+    /// Prepares new blocks' pages off the hot path (`prepare.rs`).
+    pub(crate) preparer: &'e crate::prepare::Preparer,
 }
 
 /// A topic's write side: the active block, where the next frame goes, the next sequence
@@ -334,6 +336,11 @@ fn new_block(
         return Err(err.into());
     }
     extent.file().mark_dirty();
+    ctx.preparer.request(
+        &segment,
+        extent.offset() + data_start,
+        extent.len() - data_start,
+    );
     let tag = topic_tag(&topic.name);
     let block = Arc::new(Block::new(
         extent, first_seq, data_start, tag, data_start, false,

@@ -70,6 +70,7 @@ pub struct Engine {
     pub(crate) durability: Arc<Durability>,
     pub(crate) cursors: CursorStore,
     pub(crate) records: crate::topic_record::RecordStore,
+    pub(crate) preparer: crate::prepare::Preparer,
     pub(crate) topics: RwLock<FnvHashMap<String, Arc<Topic>>>,
     pub(crate) counters: Counters,
     pub(crate) recovery_time: Duration,
@@ -175,6 +176,8 @@ impl Engine {
             );
         }
         let durability = Durability::new((!config.read_only).then(|| Arc::clone(&storage)));
+        // Only the mmap backend takes a page fault per fresh page on the append path.
+        let prepare = storage.kind() == walrus_storage::BackendKind::Mmap && !config.read_only;
         let engine = Self {
             config,
             storage,
@@ -182,6 +185,7 @@ impl Engine {
             durability: Arc::new(durability),
             cursors,
             records,
+            preparer: crate::prepare::Preparer::new(prepare),
             topics: RwLock::new(topics),
             counters: Counters::default(),
             recovery_time,

@@ -19,6 +19,7 @@ mod inspect;
 mod legacy;
 mod log;
 mod namespace;
+mod prepare;
 mod publish;
 mod reader;
 mod recovery;

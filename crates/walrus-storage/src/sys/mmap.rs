@@ -95,6 +95,19 @@ impl Mapping {
         unsafe { std::ptr::copy_nonoverlapping(src, buf.as_mut_ptr(), buf.len()) }
     }
 
+    /// Faults the pages of a byte range in, writable, without touching their bytes
+    /// (`MADV_POPULATE_WRITE`, Linux 5.14+): a later write to them costs no page fault.
+    /// Only a hint: kernels without it return an error, which callers ignore.
+    pub(crate) fn prefault(&self, offset: usize, len: usize) -> io::Result<()> {
+        match &self.raw {
+            #[cfg(target_os = "linux")]
+            Some(Backing::File(raw)) if len > 0 => {
+                raw.advise_range(memmap2::Advice::PopulateWrite, offset, len)
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// `msync(MS_SYNC)` of a byte range (widened to whole pages by memmap2).
     pub(crate) fn flush_range(&self, offset: usize, len: usize) -> io::Result<()> {
         match &self.raw {

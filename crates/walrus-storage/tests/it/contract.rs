@@ -419,6 +419,22 @@ fn concurrent_writes_to_disjoint_ranges_all_land(fx: &Fixture) {
     }
 }
 
+/// `prepare_write` is a hint: it changes no byte, written or not, also past the end, and
+/// writes after it land as usual.
+fn prepare_write_changes_no_byte(fx: &Fixture) {
+    let storage = fx.open();
+    let seg = storage.create("seg", 3 << 20).unwrap();
+    seg.write_at(5000, &[0xaa; 300]).unwrap();
+    let before = read_all(seg.as_ref());
+    seg.prepare_write(0, 3 << 20);
+    seg.prepare_write(4096, u64::MAX);
+    assert!(read_all(seg.as_ref()) == before, "bytes changed");
+    seg.write_at(2 << 20, &[0xbb; 4096]).unwrap();
+    let after = read_all(seg.as_ref());
+    assert!(after[2 << 20..(2 << 20) + 4096].iter().all(|b| *b == 0xbb));
+    assert!(after[..2 << 20] == before[..2 << 20]);
+}
+
 fn kind_names_the_backend(fx: &Fixture, expected: &[BackendKind]) {
     let kind = fx.open().kind();
     assert!(expected.contains(&kind), "{kind:?} not in {expected:?}");
@@ -465,4 +481,5 @@ contract!(
     remove_deletes_the_file_and_list_shows_the_rest,
     open_of_a_missing_file_is_not_found,
     concurrent_writes_to_disjoint_ranges_all_land,
+    prepare_write_changes_no_byte,
 );

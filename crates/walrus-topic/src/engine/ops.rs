@@ -61,6 +61,7 @@ impl Engine {
         WriteCtx {
             alloc: &self.alloc,
             durability: &self.durability,
+            preparer: &self.preparer,
         }
     }
 
