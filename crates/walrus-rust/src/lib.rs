@@ -187,6 +187,12 @@ pub mod upgrade {
 /// let q = log.append(b"y")?;
 /// log.sync()?; // everything appended so far
 /// assert_eq!(log.durable_position(), Some(q));
+/// // Without blocking: ask for a sync round to start now, and be called back.
+/// let r = log.append(b"z")?;
+/// let (tx, rx) = mpsc::channel();
+/// log.on_durable(r, move |result| tx.send(result.is_ok()).unwrap())?;
+/// log.sync_soon()?; // shared with every append made before the round starts
+/// assert!(rx.recv().unwrap());
 /// # Ok::<(), std::io::Error>(())
 /// ```
 ///

@@ -30,6 +30,8 @@ use crate::{
 struct SyncState {
     durable: u64,
     syncing: bool,
+    /// Someone asked the background thread to sync now (`request_sync`).
+    wanted: bool,
     poisoned: Option<String>,
     stop: bool,
 }
@@ -226,6 +228,13 @@ impl Durability {
         self.wait_durable(ticket, alloc)
     }
 
+    /// Asks the background thread to start a sync round now instead of at its next tick;
+    /// returns at once. Requests made before the round starts share it.
+    pub(crate) fn request_sync(&self) {
+        self.state.lock().wanted = true;
+        self.changed.notify_all();
+    }
+
     fn stop(&self) {
         self.state.lock().stop = true;
         self.changed.notify_all();
@@ -237,6 +246,8 @@ impl Durability {
 pub(crate) struct Ticker {
     durability: Arc<Durability>,
     handle: Option<JoinHandle<()>>,
+    /// Its period.
+    pub(crate) every: Duration,
 }
 
 impl Ticker {
@@ -245,6 +256,8 @@ impl Ticker {
         alloc: Arc<Allocator>,
         every: Duration,
     ) -> std::io::Result<Self> {
+        // A thread stopped earlier (replaced by this one) has been joined.
+        durability.state.lock().stop = false;
         let worker = Arc::clone(&durability);
         let handle = std::thread::Builder::new()
             .name("walrus-fsync".into())
@@ -252,12 +265,13 @@ impl Ticker {
                 loop {
                     {
                         let mut state = worker.state.lock();
-                        if !state.stop {
+                        if !state.stop && !state.wanted {
                             let _ = worker.changed.wait_for(&mut state, every);
                         }
                         if state.stop {
                             return;
                         }
+                        state.wanted = false;
                     }
                     let issued = worker.issued();
                     // Errors poison the instance inside `wait_durable`; the appenders see them.
@@ -270,6 +284,7 @@ impl Ticker {
         Ok(Self {
             durability,
             handle: Some(handle),
+            every,
         })
     }
 }

@@ -81,6 +81,10 @@ pub struct Engine {
 
 type Registry = Mutex<HashMap<PathBuf, Weak<Engine>>>;
 
+/// Period of the sync thread `sync_soon` starts for a schedule that has none: it syncs when
+/// asked, and otherwise about never.
+const ON_REQUEST_PERIOD: Duration = Duration::from_secs(3600);
+
 fn registry() -> &'static Registry {
     static REGISTRY: OnceLock<Registry> = OnceLock::new();
     REGISTRY.get_or_init(Registry::default)
@@ -206,9 +210,17 @@ impl Engine {
         let FsyncSchedule::Milliseconds(ms) = schedule else {
             return Ok(());
         };
+        self.start_ticker(Duration::from_millis(ms.max(1)))
+    }
+
+    /// Starts the background sync thread with period `every`, unless one with that period
+    /// or a shorter one runs already (a longer one is replaced: the handle that asked for
+    /// the shorter period gets it).
+    pub(crate) fn start_ticker(&self, every: Duration) -> Result<()> {
         let mut ticker = self.ticker.lock();
-        if ticker.is_none() {
-            let every = Duration::from_millis(ms.max(1));
+        if ticker.as_ref().is_none_or(|t| t.every > every) {
+            // The old thread stops (and is joined) before the new one starts.
+            drop(ticker.take());
             let started =
                 Ticker::start(Arc::clone(&self.durability), Arc::clone(&self.alloc), every)
                     .map_err(|e| walrus_storage::Error::Io {
@@ -218,6 +230,19 @@ impl Engine {
                     })?;
             *ticker = Some(started);
         }
+        Ok(())
+    }
+
+    /// Asks for a sync round to start now, on the background sync thread (started, syncing
+    /// only when asked, if the schedule has none); returns at once.
+    pub(crate) fn sync_soon(&self) -> Result<()> {
+        if self.config.read_only {
+            return Ok(());
+        }
+        if self.ticker.lock().is_none() {
+            self.start_ticker(ON_REQUEST_PERIOD)?;
+        }
+        self.durability.request_sync();
         Ok(())
     }
 

@@ -532,3 +532,25 @@ fn reads_by_position_race_appends_and_purges() {
     assert!(reads >= 201);
     assert_eq!(log.first(), Some(2799));
 }
+
+#[test]
+fn sync_soon_runs_durable_callbacks_without_waiting_for_the_schedule() {
+    // NoFsync (no background sync at all) and a 10-minute tick: without sync_soon the
+    // callback would not run within the test's patience.
+    for schedule in [NO_FSYNC, FsyncSchedule::Milliseconds(600_000)] {
+        let storage = MemStorage::new();
+        let engine = open(&storage, schedule);
+        let log = log(&engine, schedule);
+        let (tx, rx) = std::sync::mpsc::channel();
+        for round in 0..3u64 {
+            let p = log.append(&payload(round)).unwrap();
+            let tx = tx.clone();
+            log.on_durable(p, move |result| tx.send((p, result.is_ok())).unwrap())
+                .unwrap();
+            log.sync_soon().unwrap();
+            let got = rx.recv_timeout(Duration::from_secs(30)).unwrap();
+            assert_eq!(got, (p, true), "{schedule:?}");
+            assert!(log.durable_position() >= Some(p));
+        }
+    }
+}
