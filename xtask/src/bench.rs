@@ -1,5 +1,6 @@
 //! `cargo xtask bench`: builds and runs the throughput harness (walrus-benches, with the peer
-//! crates behind its `peers` feature), or the criterion suites.
+//! crates behind its `peers` feature), the criterion suites, or (`--raft`) walrus-raft's
+//! `raft_append` benchmark.
 //!
 //! xtask links no library crate: the harness is its own binary, built in release mode here, so
 //! the peers are compiled only when benchmarks are asked for.
@@ -7,6 +8,9 @@
 use crate::{flags::Bench, util};
 
 pub(crate) fn run(b: &Bench) -> Result<(), String> {
+    if b.raft {
+        return raft(b);
+    }
     if b.criterion {
         let mut args = vec![
             "bench",
@@ -45,4 +49,30 @@ pub(crate) fn run(b: &Bench) -> Result<(), String> {
         envs.push(("ROCKSDB_LIB_DIR", dir));
     }
     util::run("cargo", &args, &envs)
+}
+
+/// `cargo bench -p walrus-raft --bench raft_append`: the benchmark's own main (no criterion)
+/// runs from the package's directory, so the result and temporary directories are made
+/// absolute here, relative paths taken from the project root as the harness does.
+fn raft(b: &Bench) -> Result<(), String> {
+    let root = util::project_root();
+    let mut args: Vec<String> = ["bench", "-p", "walrus-raft", "--bench", "raft_append", "--"]
+        .map(String::from)
+        .into();
+    let mut has_out = false;
+    let mut it = b.harness.iter();
+    while let Some(a) = it.next() {
+        args.push(a.clone());
+        if a == "--out" || a == "--tmp" {
+            let dir = root.join(it.next().ok_or(format!("{a} needs a value"))?);
+            has_out |= a == "--out";
+            args.push(dir.display().to_string());
+        }
+    }
+    if !has_out {
+        args.push("--out".into());
+        args.push(root.join("target/bench-results").display().to_string());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    util::run("cargo", &args, &[])
 }

@@ -12,6 +12,11 @@ commands:
   bench show suite|writes|reads|scaling|batch-scaling
                              print the table and redraw the plots of the last run
   bench --criterion [FILTER] run the criterion suites (short measurement), optionally filtered
+  bench --raft [--full] [--secs S] [--walrus-fsync-ms N] [--systems a,b]
+                             openraft's RaftLogStorage::append up to its flush callback:
+                             walrus-raft (fd, mmap) against raft-log and openraft-memstore;
+                             a table, raft.csv and raft.txt under target/bench-results/
+                             (quick: 2 s per cell, 16 cells; --full: 10 s)
   loom                       run the loom models of walrus-alloc and walrus-topic (time-boxed)
   tidy                       check the structural rules (part of `make test`): dependencies
                              point down and are all used, on-disk kinds and offsets only in
@@ -70,6 +75,9 @@ pub(crate) struct Bench {
     pub(crate) rocksdb: bool,
     /// `--no-peers`: build the harness without peer crates.
     pub(crate) no_peers: bool,
+    /// `--raft`: run walrus-raft's `raft_append` benchmark instead of the harness, with
+    /// `harness` as its arguments.
+    pub(crate) raft: bool,
     /// Harness arguments: the subcommand (default `suite`) and options passed through.
     pub(crate) harness: Vec<String>,
 }
@@ -124,8 +132,9 @@ impl Bench {
                 "--criterion" => b.criterion = true,
                 "--rocksdb" => b.rocksdb = true,
                 "--no-peers" => b.no_peers = true,
+                "--raft" => b.raft = true,
                 "-h" | "--help" => return Err(USAGE.to_owned()),
-                "--systems" | "--out" | "--tmp" => {
+                "--systems" | "--out" | "--tmp" | "--secs" | "--walrus-fsync-ms" => {
                     let v = it.next().ok_or(format!("{a} needs a value"))?;
                     b.harness.extend([a.clone(), v.clone()]);
                 }
@@ -147,6 +156,22 @@ impl Bench {
         }
         if b.rocksdb && b.no_peers {
             return Err("--rocksdb and --no-peers exclude each other".into());
+        }
+        if b.raft {
+            if b.criterion || b.rocksdb || b.no_peers || sub.is_some() {
+                return Err(
+                    "--raft takes only --quick, --full, --secs, --walrus-fsync-ms, --systems, \
+                     --out and --tmp"
+                        .into(),
+                );
+            }
+            return Ok(b);
+        }
+        if let Some(a) = ["--secs", "--walrus-fsync-ms"]
+            .into_iter()
+            .find(|a| b.harness.iter().any(|h| h == a))
+        {
+            return Err(format!("{a} goes with --raft only"));
         }
         let sub = sub.unwrap_or_else(|| "suite".to_owned());
         let mut harness: Vec<String> = sub.split(' ').map(str::to_owned).collect();
@@ -189,6 +214,13 @@ mod tests {
         assert_eq!(c.filter.as_deref(), Some("append"));
         assert!(parse("bench --frobnicate").is_err());
         assert!(parse("bench --rocksdb --no-peers").is_err());
+        let r = bench("bench --raft --full --secs 1");
+        assert!(r.raft);
+        assert_eq!(r.harness, ["--full", "--secs", "1"]);
+        assert!(bench("bench --raft").harness.is_empty());
+        assert!(parse("bench --raft writes").is_err());
+        assert!(parse("bench --raft --criterion").is_err());
+        assert!(parse("bench --secs 1").is_err());
         assert_eq!(parse("miri"), Ok(Command::Miri));
         assert_eq!(parse("tidy"), Ok(Command::Tidy));
         let Ok(Command::Fuzz(f)) = parse("fuzz --ci --secs 5") else {

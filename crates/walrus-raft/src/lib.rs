@@ -3,13 +3,19 @@
 //! [`WalrusLogStore`] implements openraft's [`RaftLogStorage`](openraft::storage::RaftLogStorage)
 //! (and [`WalrusLogReader`] its `RaftLogReader`) for any openraft type configuration whose
 //! types are serde-serializable (openraft's `serde` feature, which this crate turns on).
-//! [`LogStateMachine`] and [`TypeConfig`] are a small replicated-log example built on it.
+//! [`LogStateMachine`] and [`TypeConfig`] are a small replicated log built on it, and the
+//! [`service`] module runs it: nodes that each hold several Raft groups on one Walrus
+//! instance, a client that finds the leaders, an in-process network for tests and an HTTP
+//! transport between processes (cargo feature `http`, on by default; the `replicated_log`
+//! examples run it).
 //!
 //! # Mapping
 //!
 //! - **One topic per Raft group**: group `g` keeps its log in topic `raft-<g>`
 //!   ([`topic_name`]) of a [`Walrus`](walrus_rust::Walrus) instance; one instance per node
 //!   holds the logs of all the node's groups, and shares its group commit between them.
+//!   ([`LogStateMachine::open`] keeps the group's snapshots beside it, in topic
+//!   `raft-snapshot-<g>`: [`snapshot_topic_name`].)
 //! - **Log index = position**: the entry of Raft log index `i` is the entry at position `i` of
 //!   the topic ([`TopicLog`](walrus_rust::TopicLog) positions are contiguous and start at 0).
 //!   Purging up to `i` is `purge_before(i + 1)`; truncating after `i` is
@@ -66,10 +72,13 @@ mod codec;
 mod log_reader;
 mod log_store;
 mod meta;
+pub mod service;
+mod snapshot_log;
 mod state_machine;
 mod types;
 
 pub use log_reader::WalrusLogReader;
 pub use log_store::{WalrusLogStore, topic_name};
+pub use snapshot_log::snapshot_topic_name;
 pub use state_machine::LogStateMachine;
-pub use types::{Request, Response, TypeConfig};
+pub use types::{Request, RequestId, Response, TypeConfig};

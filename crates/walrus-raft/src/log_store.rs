@@ -302,9 +302,12 @@ impl<C: RaftTypeConfig> RaftLogStorage<C> for WalrusLogStore<C> {
         }
         next = self.append_batch(&batch, next)?;
 
-        // The callback runs once the group commit's fdatasync covers the last entry.
+        // The callback runs once the group commit's fdatasync covers the last entry, which
+        // starts now rather than at the next tick of the schedule: appends made meanwhile
+        // (other groups', the next calls') share it.
         self.log
-            .on_durable(next - 1, move |result| callback.io_completed(result))
+            .on_durable(next - 1, move |result| callback.io_completed(result))?;
+        self.log.sync_soon()
     }
 
     async fn truncate_after(&mut self, last_log_id: Option<LogIdOf<C>>) -> io::Result<()> {
@@ -347,7 +350,7 @@ impl<C: RaftTypeConfig> RaftLogStorage<C> for WalrusLogStore<C> {
 
 /// Runs `f`, which blocks on an fsync, on tokio's blocking threads when called in a tokio
 /// runtime (inline elsewhere), and waits for it.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> io::Result<T> + Send + 'static,
 ) -> io::Result<T> {
     match tokio::runtime::Handle::try_current() {

@@ -1,5 +1,6 @@
 //! A one-node Raft cluster on walrus-raft, end to end: writes through openraft, a restart
-//! that rebuilds the in-memory state machine from the log, a snapshot and a purge.
+//! that rebuilds the in-memory state machine from the log, a snapshot and a purge, and a
+//! restart that rebuilds it from the snapshot its snapshot topic kept.
 
 use std::{collections::BTreeMap, future::Future, path::Path, sync::Arc, time::Duration};
 
@@ -93,7 +94,7 @@ async fn start(dir: &Path) -> (Node, LogStateMachine) {
         election_timeout_max: 300,
         ..Config::default()
     };
-    let sm = LogStateMachine::new();
+    let sm = LogStateMachine::open(&wal, 1).unwrap();
     let raft = Raft::new(
         1,
         Arc::new(config.validate().unwrap()),
@@ -107,10 +108,7 @@ async fn start(dir: &Path) -> (Node, LogStateMachine) {
 }
 
 async fn write(raft: &Node, data: &[u8]) -> u64 {
-    let request = Request {
-        topic: "events".into(),
-        data: data.to_vec(),
-    };
+    let request = Request::new("events", data);
     let response = raft.client_write(request).await.unwrap();
     response.data.position.expect("a request gets a position")
 }
@@ -156,7 +154,21 @@ async fn writes_survive_a_restart_and_a_purge() {
         .await
         .unwrap();
     raft.shutdown().await.unwrap();
-    drop(raft);
+    drop((raft, sm));
+
+    // The log is purged up to the snapshot: the state machine restarts from the snapshot,
+    // which its snapshot topic kept.
+    let (raft, sm) = start(dir.path()).await;
+    assert_eq!(sm.last_applied(), Some(applied));
+    assert_eq!(sm.topic_len("events"), 6);
+    assert_eq!(sm.read("events", 5).as_deref(), Some(&b"after restart"[..]));
+    raft.wait(timeout)
+        .current_leader(1, "leader after the purge")
+        .await
+        .unwrap();
+    assert_eq!(write(&raft, b"after the purge").await, 6);
+    raft.shutdown().await.unwrap();
+    drop((raft, sm));
 
     // The purge is in the log too.
     let wal = open_wal(dir.path()).await;

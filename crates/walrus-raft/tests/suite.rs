@@ -29,7 +29,9 @@ impl StoreBuilder<TypeConfig, Store, LogStateMachine, TempDir> for Builder {
             .build()
             .expect("open walrus");
         let store = Store::open(&wal, 1).expect("open store");
-        Ok((dir, store, LogStateMachine::new()))
+        // The state machine with its snapshots in the same instance, as the service runs it.
+        let sm = LogStateMachine::open(&wal, 1).expect("open state machine");
+        Ok((dir, store, sm))
     }
 }
 
