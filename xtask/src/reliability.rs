@@ -15,6 +15,8 @@ struct Scale {
     model_cases: &'static str,
     /// Real-kernel power cuts (ext4 on a loop device; needs root).
     fs_shutdown_cycles: &'static str,
+    /// kill -9 cycles of walrus-raft's three node processes (a leader killed each).
+    raft_kill_cycles: &'static str,
     full: &'static str,
 }
 
@@ -25,6 +27,7 @@ const FULL: Scale = Scale {
     stress_appends: "5000000",
     model_cases: "2000",
     fs_shutdown_cycles: "500",
+    raft_kill_cycles: "50",
     full: "1",
 };
 const CI: Scale = Scale {
@@ -34,6 +37,7 @@ const CI: Scale = Scale {
     stress_appends: "1000000",
     model_cases: "300",
     fs_shutdown_cycles: "150",
+    raft_kill_cycles: "5",
     full: "0",
 };
 
@@ -46,6 +50,7 @@ pub(crate) fn reliability(ci: bool) -> Result<(), String> {
         ("STRESS_APPENDS", scale.stress_appends),
         ("MODEL_CASES", scale.model_cases),
         ("FS_SHUTDOWN_CYCLES", scale.fs_shutdown_cycles),
+        ("WALRUS_RAFT_KILL_CYCLES", scale.raft_kill_cycles),
         ("CORPUS_FULL", scale.full),
         ("INJECT_FULL", scale.full),
         ("WALRUS_QUIET", "1"),
@@ -84,6 +89,34 @@ pub(crate) fn reliability(ci: bool) -> Result<(), String> {
         args.extend_from_slice(filters);
         run("cargo", &args, &envs)?;
     }
+    // Replication: three node processes of walrus-raft's example, the leader killed -9 (the
+    // test runs the example's binary, which `--test` alone does not build).
+    run(
+        "cargo",
+        &[
+            "build",
+            "--release",
+            "-p",
+            "walrus-raft",
+            "--example",
+            "replicated_log",
+        ],
+        &envs,
+    )?;
+    run(
+        "cargo",
+        &[
+            "test",
+            "--release",
+            "-p",
+            "walrus-raft",
+            "--test",
+            "processes",
+            "--",
+            "--nocapture",
+        ],
+        &envs,
+    )?;
     // CI runs the loom models already (`make test`); the full run includes them.
     if ci { Ok(()) } else { loom() }
 }
