@@ -1,69 +1,22 @@
 //! End-to-end tests: directories written with the library, then `walrus-ctl` run on them as
 //! a separate process, as a user would.
 
+mod support;
+
 use std::{
     fs,
-    ops::Deref,
     path::{Path, PathBuf},
-    process::{Command, Output},
-    sync::{PoisonError, RwLock, RwLockWriteGuard},
+    process::Command,
 };
 
 use serde_json::Value;
-use walrus_rust::{FsyncSchedule, ReadConsistency, Walrus, WalrusBuilder};
-
-/// Small blocks and files, so a test directory takes kilobytes and a few dozen entries span
-/// several blocks and files.
-fn builder(dir: &Path) -> WalrusBuilder {
-    Walrus::builder()
-        .data_dir(dir.to_path_buf())
-        .block_bytes(4096)
-        .blocks_per_file(2)
-        .fsync_schedule(FsyncSchedule::SyncEach)
-        .consistency(ReadConsistency::StrictlyAtOnce)
-}
-
-/// Tests run in parallel threads of one process. A child spawned by one test gets a copy of
-/// every descriptor of the process until it execs, the lock file of a `Walrus` another test
-/// holds included, so that test could find its directory still locked by a stranger right
-/// after closing it. No child is spawned while a `Walrus` is open in this process: spawning
-/// takes this lock shared, holding a `Walrus` takes it exclusively.
-static SPAWN: RwLock<()> = RwLock::new(());
-
-/// A `Walrus` opened by the test, with the exclusive hold on [`SPAWN`].
-struct Held {
-    // Fields drop in order: the handle (and its lock file) before the hold.
-    wal: Walrus,
-    _spawns_blocked: RwLockWriteGuard<'static, ()>,
-}
-
-impl Deref for Held {
-    type Target = Walrus;
-    fn deref(&self) -> &Walrus {
-        &self.wal
-    }
-}
-
-fn open(builder: WalrusBuilder) -> Held {
-    let guard = SPAWN.write().unwrap_or_else(PoisonError::into_inner);
-    Held {
-        wal: builder.build().unwrap(),
-        _spawns_blocked: guard,
-    }
-}
+use support::*;
 
 /// `orders`: 20 entries `order-000`.. with 3 read (cursor 3, persisted); `events`: 5 entries,
 /// never read. The handle is dropped before returning, which releases the directory lock.
 fn populate(dir: &Path) {
     let wal = open(builder(dir));
-    for i in 0..20 {
-        wal.append_for_topic("orders", format!("order-{i:03}").as_bytes())
-            .unwrap();
-    }
-    for i in 0..5 {
-        wal.append_for_topic("events", format!("event-{i}").as_bytes())
-            .unwrap();
-    }
+    append_orders_and_events(&wal);
     for i in 0..3 {
         let entry = wal.read_next("orders", true).unwrap().unwrap();
         assert_eq!(entry.data, format!("order-{i:03}").as_bytes());
@@ -76,80 +29,11 @@ fn populated() -> tempfile::TempDir {
     dir
 }
 
-fn ctl(dir: &Path, args: &[&str]) -> Output {
-    let _no_open_walrus = SPAWN.read().unwrap_or_else(PoisonError::into_inner);
-    spawn(dir, args)
-}
-
-/// Runs walrus-ctl without waiting for [`SPAWN`]: only for a test that holds it itself.
-fn spawn(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_walrus-ctl"))
-        .arg("--dir")
-        .arg(dir)
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8(output.stdout.clone()).unwrap()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8(output.stderr.clone()).unwrap()
-}
-
-/// Runs and expects exit status 0; returns stdout.
-fn ok(dir: &Path, args: &[&str]) -> String {
-    let output = ctl(dir, args);
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "walrus-ctl {args:?}: stdout {}, stderr {}",
-        stdout(&output),
-        stderr(&output)
-    );
-    stdout(&output)
-}
-
-fn ok_json(dir: &Path, args: &[&str]) -> Value {
-    serde_json::from_str(&ok(dir, args)).unwrap()
-}
-
-/// Runs and expects exit status 2 with exactly one line on stderr; returns that line.
-fn error_line(dir: &Path, args: &[&str]) -> String {
-    one_error_line(&ctl(dir, args))
-}
-
-fn one_error_line(output: &Output) -> String {
-    let err = stderr(output);
-    assert_eq!(output.status.code(), Some(2), "stderr: {err}");
-    assert_eq!(err.lines().count(), 1, "one line expected: {err:?}");
-    assert!(err.starts_with("walrus-ctl: error: "), "{err:?}");
-    assert!(output.stdout.is_empty());
-    err
-}
-
 fn wal_files(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "wal"))
-        .collect();
-    files.sort();
-    files
-}
-
-/// Every data and cursor file with its bytes (the lock file left out: opening creates it).
-fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut files: Vec<(PathBuf, Vec<u8>)> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.file_name().is_some_and(|n| n != "LOCK"))
-        .map(|p| {
-            let bytes = fs::read(&p).unwrap();
-            (p, bytes)
-        })
         .collect();
     files.sort();
     files

@@ -2,130 +2,19 @@
 //! `truncate --after`. Directories are written with the library, then `walrus-ctl` runs on
 //! them as a separate process, as a user would.
 
-use std::{
-    fs,
-    ops::Deref,
-    path::{Path, PathBuf},
-    process::{Command, Output},
-    sync::{PoisonError, RwLock, RwLockWriteGuard},
-};
+mod support;
+
+use std::{fs, path::Path};
 
 use serde_json::Value;
-use walrus_rust::{FsyncSchedule, ReadConsistency, Walrus, WalrusBuilder};
-
-/// Small blocks and files, so a few dozen entries span several blocks and files.
-fn builder(dir: &Path) -> WalrusBuilder {
-    Walrus::builder()
-        .data_dir(dir.to_path_buf())
-        .block_bytes(4096)
-        .blocks_per_file(2)
-        .fsync_schedule(FsyncSchedule::SyncEach)
-        .consistency(ReadConsistency::StrictlyAtOnce)
-}
-
-/// No child is spawned while a `Walrus` is open in this process (a child would inherit the
-/// descriptor of its lock file until it execs): spawning takes this lock shared, holding a
-/// `Walrus` takes it exclusively. Same scheme as `tests/cli.rs`.
-static SPAWN: RwLock<()> = RwLock::new(());
-
-/// A `Walrus` opened by the test, with the exclusive hold on [`SPAWN`].
-struct Held {
-    // Fields drop in order: the handle (and its lock file) before the hold.
-    wal: Walrus,
-    _spawns_blocked: RwLockWriteGuard<'static, ()>,
-}
-
-impl Deref for Held {
-    type Target = Walrus;
-    fn deref(&self) -> &Walrus {
-        &self.wal
-    }
-}
-
-fn open(dir: &Path) -> Held {
-    let guard = SPAWN.write().unwrap_or_else(PoisonError::into_inner);
-    Held {
-        wal: builder(dir).build().unwrap(),
-        _spawns_blocked: guard,
-    }
-}
+use support::*;
 
 /// `orders`: 20 entries `order-000`.. (9 bytes each), never read; `events`: 5 entries.
 fn populated() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let wal = open(dir.path());
-    for i in 0..20 {
-        wal.append_for_topic("orders", format!("order-{i:03}").as_bytes())
-            .unwrap();
-    }
-    for i in 0..5 {
-        wal.append_for_topic("events", format!("event-{i}").as_bytes())
-            .unwrap();
-    }
+    let wal = open(builder(dir.path()));
+    append_orders_and_events(&wal);
     dir
-}
-
-fn ctl(dir: &Path, args: &[&str]) -> Output {
-    let _no_open_walrus = SPAWN.read().unwrap_or_else(PoisonError::into_inner);
-    spawn(dir, args)
-}
-
-/// Runs walrus-ctl without waiting for [`SPAWN`]: only for a test that holds it itself.
-fn spawn(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_walrus-ctl"))
-        .arg("--dir")
-        .arg(dir)
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8(bytes.to_vec()).unwrap()
-}
-
-/// Runs and expects exit status 0; returns stdout.
-fn ok(dir: &Path, args: &[&str]) -> String {
-    let output = ctl(dir, args);
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "walrus-ctl {args:?}: stdout {}, stderr {}",
-        text(&output.stdout),
-        text(&output.stderr)
-    );
-    text(&output.stdout)
-}
-
-/// Runs and expects exit status 2 with exactly one line on stderr and nothing on stdout;
-/// returns that line.
-fn error_line(dir: &Path, args: &[&str]) -> String {
-    one_error_line(&ctl(dir, args))
-}
-
-fn one_error_line(output: &Output) -> String {
-    let err = text(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "stderr: {err}");
-    assert_eq!(err.lines().count(), 1, "one line expected: {err:?}");
-    assert!(err.starts_with("walrus-ctl: error: "), "{err:?}");
-    assert!(output.stdout.is_empty());
-    err
-}
-
-/// Every data, cursor and record file with its bytes (the lock file left out: opening
-/// creates it).
-fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut files: Vec<(PathBuf, Vec<u8>)> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_file() && p.file_name().is_some_and(|n| n != "LOCK"))
-        .map(|p| {
-            let bytes = fs::read(&p).unwrap();
-            (p, bytes)
-        })
-        .collect();
-    files.sort();
-    files
 }
 
 /// The `orders` lines `order-NNN` of positions `range`, as plain `dump` prints them.
@@ -196,7 +85,7 @@ fn dump_prints_only_the_range_in_order() {
 fn dump_a_range_across_many_blocks_and_below_the_floor() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let wal = open(dir.path());
+        let wal = open(builder(dir.path()));
         for i in 0..600u32 {
             wal.append_for_topic("long", format!("entry-{i:04}").as_bytes())
                 .unwrap();
@@ -276,7 +165,7 @@ fn truncate_removes_the_suffix() {
     let dir = populated();
     {
         // A persisted cursor (the purge floor) before the cut stays.
-        let wal = open(dir.path());
+        let wal = open(builder(dir.path()));
         for _ in 0..5 {
             wal.read_next("orders", true).unwrap().unwrap();
         }
@@ -292,7 +181,7 @@ fn truncate_removes_the_suffix() {
     );
     {
         // Reopened by the library: the suffix is gone on disk, the rest is intact.
-        let wal = open(dir.path());
+        let wal = open(builder(dir.path()));
         let log = wal.topic_log("orders").unwrap();
         assert_eq!(log.last(), Some(11));
         assert_eq!(log.next_position(), 12);
@@ -336,7 +225,7 @@ fn truncate_removes_the_suffix() {
 fn truncate_below_the_floor_fails() {
     let dir = populated();
     {
-        let wal = open(dir.path());
+        let wal = open(builder(dir.path()));
         wal.topic_log("orders").unwrap().purge_before(10).unwrap();
     }
     let before = snapshot(dir.path());
@@ -363,7 +252,7 @@ fn truncate_below_the_floor_fails() {
         out.starts_with("removed 10 entries of topic \"orders\", positions 10 to 19, "),
         "{out}"
     );
-    let wal = open(dir.path());
+    let wal = open(builder(dir.path()));
     let log = wal.topic_log("orders").unwrap();
     assert_eq!(log.first(), None);
     assert_eq!(log.next_position(), 10);
@@ -390,7 +279,7 @@ fn truncate_errors_are_one_line() {
     assert_eq!(output.status.code(), Some(2));
     assert!(text(&output.stderr).contains("--after"));
 
-    let held = open(dir.path());
+    let held = open(builder(dir.path()));
     for dry_run in [false, true] {
         let mut args = vec!["truncate", "--topic", "orders", "--after", "1"];
         if dry_run {

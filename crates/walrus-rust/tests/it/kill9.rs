@@ -9,7 +9,6 @@
 
 use std::{
     io::{BufRead, BufReader},
-    process::{Command, Stdio},
     sync::mpsc,
     time::{Duration, Instant},
 };
@@ -70,24 +69,11 @@ fn kill9_acknowledged_entries_survive_sigkill() {
         let mut acked = [0usize; TOPICS];
         for round in 0..3u64 {
             let aim_at_open = kill_in_open && round == 2;
-            let exe = std::env::current_exe().unwrap();
-            let mut child = Command::new(exe)
-                .args([
-                    "kill9::child_appends_until_killed",
-                    "--exact",
-                    "--ignored",
-                    "--nocapture",
-                    "--test-threads=1",
-                ])
-                .env("WALRUS_TEST_DIR", dir.path())
-                .env("SCHEDULE", schedule)
-                .env("BACKEND", backend)
-                .env("START", "0")
-                .env("WALRUS_QUIET", "1")
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap();
+            let mut child = spawn_child(
+                "kill9::child_appends_until_killed",
+                dir.path(),
+                &[("SCHEDULE", schedule), ("BACKEND", backend), ("START", "0")],
+            );
             let stdout = child.stdout.take().unwrap();
             let delay = if aim_at_open {
                 Duration::from_micros(rng.below(5001))

@@ -17,7 +17,6 @@
 use std::{
     collections::BTreeMap,
     io::{BufRead, BufReader},
-    process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
@@ -205,23 +204,15 @@ fn kill9_log_operations_are_all_or_nothing() {
         let mut known = vec![Known::default(); TOPICS];
         let mut rng = Rng(seed ^ 0x6c6f_675f_6b69_6c6c);
         for round in 0..ROUNDS {
-            let mut child = Command::new(std::env::current_exe().unwrap())
-                .args([
-                    "kill9_log::child_log_ops_until_killed",
-                    "--exact",
-                    "--ignored",
-                    "--nocapture",
-                    "--test-threads=1",
-                ])
-                .env("WALRUS_TEST_DIR", dir.path())
-                .env("SCHEDULE", schedule)
-                .env("BACKEND", backend)
-                .env("SEED", rng.next().to_string())
-                .env("WALRUS_QUIET", "1")
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap();
+            let mut child = spawn_child(
+                "kill9_log::child_log_ops_until_killed",
+                dir.path(),
+                &[
+                    ("SCHEDULE", schedule),
+                    ("BACKEND", backend),
+                    ("SEED", &rng.next().to_string()),
+                ],
+            );
             let stdout = child.stdout.take().unwrap();
             let delay = Duration::from_millis(20 + rng.below(200));
             let reader = std::thread::spawn(move || {

@@ -148,6 +148,28 @@ pub(crate) fn run_child_test(name: &str, envs: &[(&str, &std::ffi::OsStr)]) {
     );
 }
 
+/// Starts the (ignored) test `test` of this binary in a child process, as the kill -9 tests
+/// do: `WALRUS_TEST_DIR` set to `dir`, `WALRUS_QUIET=1` and `envs`, stdout piped (for what the
+/// child reports) and stderr dropped. The caller reads, kills and waits for it.
+pub(crate) fn spawn_child(test: &str, dir: &Path, envs: &[(&str, &str)]) -> std::process::Child {
+    use std::process::Stdio;
+    std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            test,
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("WALRUS_TEST_DIR", dir)
+        .env("WALRUS_QUIET", "1")
+        .envs(envs.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 /// Zeroes the seal record of the first block of a segment file written with the default
 /// geometry (10 MiB blocks after a 4 KiB file header): the block looks as if the process had
 /// died before sealing it, so recovery scans it.

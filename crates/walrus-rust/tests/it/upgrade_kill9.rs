@@ -6,12 +6,11 @@
 
 use std::{
     collections::BTreeMap,
-    process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
 use crate::{
-    support::Rng,
+    support::{Rng, spawn_child},
     v020::{self, sparse_copy},
 };
 
@@ -33,19 +32,7 @@ fn child_imports() {
 }
 
 fn run_child(dir: &std::path::Path, kill_after: Option<Duration>) -> bool {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "upgrade_kill9::child_imports",
-            "--ignored",
-            "--nocapture",
-        ])
-        .env("WALRUS_TEST_DIR", dir)
-        .env("WALRUS_QUIET", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_child("upgrade_kill9::child_imports", dir, &[]);
     if let Some(after) = kill_after {
         std::thread::sleep(after);
         let _ = child.kill(); // SIGKILL

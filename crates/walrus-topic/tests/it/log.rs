@@ -14,7 +14,7 @@ use std::{
 use walrus_storage::{MemStorage, Storage};
 use walrus_topic::{Engine, FsyncSchedule, ReadConsistency, TopicLog};
 
-use crate::support::{STRICT, config, payload};
+use crate::support::{STRICT, config, damage_payload_run, payload};
 
 const BLOCK: u64 = 4096;
 const NO_FSYNC: FsyncSchedule = FsyncSchedule::NoFsync;
@@ -465,20 +465,7 @@ fn a_damaged_entry_is_an_error_for_reads_by_position_not_a_skip() {
             log.append(&[i; 100]).unwrap();
         }
     }
-    let name = storage
-        .list()
-        .unwrap()
-        .into_iter()
-        .find(|n| n.ends_with(".wal"))
-        .unwrap();
-    let file = storage.open(&name).unwrap();
-    let mut bytes = vec![0u8; file.len() as usize];
-    file.read_at(0, &mut bytes).unwrap();
-    let at = bytes
-        .windows(100)
-        .position(|w| w.iter().all(|b| *b == 4))
-        .unwrap();
-    file.write_at((at + 10) as u64, &[0xff]).unwrap();
+    damage_payload_run(&storage, 4, 100);
     let engine = open(&storage, NO_FSYNC);
     let log = log(&engine, NO_FSYNC);
     assert_eq!(log.read_at(3).unwrap(), Some(vec![3; 100]));

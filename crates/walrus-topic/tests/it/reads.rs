@@ -2,9 +2,9 @@
 //! must never serve bytes past what was published when it was filled), batch budgets and
 //! caps, entries larger than the read-ahead window, `read_from`, and damage skipping.
 
-use walrus_storage::{MemStorage, Storage};
+use walrus_storage::MemStorage;
 
-use crate::support::{STRICT, drain, open_mem, payload};
+use crate::support::{STRICT, damage_payload_run, drain, open_mem, payload};
 
 #[test]
 fn read_next_returns_every_entry_across_blocks_in_order() {
@@ -129,20 +129,7 @@ fn a_damaged_entry_is_skipped_counted_and_the_next_one_returned() {
         engine.flush().unwrap();
     }
     // Flip a payload byte of entry 4 in the only segment file.
-    let name = storage
-        .list()
-        .unwrap()
-        .into_iter()
-        .find(|n| n.ends_with(".wal"))
-        .unwrap();
-    let file = storage.open(&name).unwrap();
-    let mut bytes = vec![0u8; 64 * 1024];
-    file.read_at(0, &mut bytes).unwrap();
-    let at = bytes
-        .windows(100)
-        .position(|w| w.iter().all(|b| *b == 4))
-        .unwrap();
-    file.write_at((at + 10) as u64, &[0xff]).unwrap();
+    damage_payload_run(&storage, 4, 100);
     let engine = open_mem(&storage, 1 << 20);
     let got = drain(&engine, "t");
     let firsts: Vec<u8> = got.iter().map(|e| e[0]).collect();

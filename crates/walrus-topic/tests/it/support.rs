@@ -51,4 +51,24 @@ pub(crate) fn drain(engine: &Engine, topic: &str) -> Vec<Vec<u8>> {
     out
 }
 
+/// Damages one entry in place: in the first segment file (`.wal`) that `storage` lists, finds
+/// the first run of `len` bytes all equal to `byte` (the payload of an entry appended as
+/// `[byte; len]`) and overwrites its 11th byte with 0xff, so that entry fails its checksum.
+pub(crate) fn damage_payload_run(storage: &dyn Storage, byte: u8, len: usize) {
+    let name = storage
+        .list()
+        .unwrap()
+        .into_iter()
+        .find(|n| n.ends_with(".wal"))
+        .unwrap();
+    let file = storage.open(&name).unwrap();
+    let mut bytes = vec![0u8; file.len() as usize];
+    file.read_at(0, &mut bytes).unwrap();
+    let at = bytes
+        .windows(len)
+        .position(|w| w.iter().all(|b| *b == byte))
+        .unwrap();
+    file.write_at((at + 10) as u64, &[0xff]).unwrap();
+}
+
 pub(crate) use crate::rng::{Rng, env_on, seed_from_env};

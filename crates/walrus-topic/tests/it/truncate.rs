@@ -8,7 +8,7 @@ use std::sync::Arc;
 use walrus_storage::{Fault, FaultPlan, FaultyStorage, PowerLoss, Storage, TearFill};
 use walrus_topic::{Engine, FsyncSchedule, META_BYTES_MAX, ReadConsistency, TopicLog};
 
-use crate::support::{config, payload};
+use crate::support::{config, damage_payload_run, payload};
 
 const BLOCK: u64 = 4096;
 const SYNC: FsyncSchedule = FsyncSchedule::SyncEach;
@@ -290,21 +290,7 @@ fn a_damaged_entry_at_the_cut_goes_with_the_suffix() {
         }
     }
     // Damage entry 4's payload.
-    let name = storage
-        .list()
-        .unwrap()
-        .into_iter()
-        .find(|n| n.ends_with(".wal"))
-        .unwrap();
-    let file = storage.open(&name).unwrap();
-    let mut bytes = vec![0u8; file.len() as usize];
-    file.read_at(0, &mut bytes).unwrap();
-    let at = bytes
-        .windows(100)
-        .position(|w| w.iter().all(|b| *b == 4))
-        .unwrap();
-    file.write_at((at + 10) as u64, &[0xff]).unwrap();
-    drop(file);
+    damage_payload_run(&storage, 4, 100);
     {
         let engine = open(&storage);
         let log = log_of(&engine);
