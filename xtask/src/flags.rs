@@ -14,9 +14,11 @@ commands:
   bench --criterion [FILTER] run the criterion suites (short measurement), optionally filtered
   bench --raft [--full] [--secs S] [--walrus-fsync-ms N] [--systems a,b]
                              openraft's RaftLogStorage::append up to its flush callback:
-                             walrus-raft (fd, mmap) against raft-log and openraft-memstore;
-                             a table, raft.csv and raft.txt under target/bench-results/
-                             (quick: 2 s per cell, 16 cells; --full: 10 s)
+                             walrus-raft (fd, mmap) against raft-log and openraft-memstore
+                             (16 cells), then committed appends/s of a 3-node in-process
+                             cluster (3 cells; --systems cluster for those alone); a table,
+                             raft.csv and raft.txt under target/bench-results/ (quick: 2 s
+                             per cell; --full: 10 s)
   loom                       run the loom models of walrus-alloc and walrus-topic (time-boxed)
   tidy                       check the structural rules (part of `make test`): dependencies
                              point down and are all used, on-disk kinds and offsets only in

@@ -1,5 +1,6 @@
 //! `cargo xtask bench --raft`: throughput of openraft's `RaftLogStorage::append` up to its
-//! flush callback, walrus-raft against Databend's `raft-log` and openraft's in-memory store.
+//! flush callback, walrus-raft against Databend's `raft-log` and openraft's in-memory store;
+//! then committed appends/s of a 3-node in-process cluster of the replicated log service.
 //!
 //! # What is measured
 //!
@@ -30,15 +31,39 @@
 //! - `memstore`: `openraft-memstore`'s `LogStore`, which keeps entries as JSON in a map and
 //!   fires the callback at once: the cost of openraft's API without a disk.
 //!
-//! Results: a table on stdout and in `raft.txt`, and `raft.csv`, under `--out` (default
-//! `target/bench-results/`).
+//! # The cluster section
+//!
+//! Then, end to end (`--systems` name `cluster`): committed appends/s of a 3-node cluster
+//! of the replicated log service ([`walrus_raft::service`]) in this process, on its
+//! in-process [`Router`], each node its own Walrus instance (group commit as above) in its
+//! own temporary directory, [`NodeConfig::new`]'s defaults otherwise (so a snapshot of a
+//! group's whole in-memory state every 5,000 entries: longer cells pay more for them).
+//! Cells: 1 group with 1 and with 64 appends in flight, and 3 groups with 64, group `g`
+//! initialized from node `g + 1` so each node leads one (the multi-leader layout). Each
+//! append in flight is a task with its own [`Client`] session appending 256 B to its own
+//! topic (task `t` to a topic of group `t % groups`), one `append` after the other: an
+//! append returns once committed (durable on a majority) and applied. A cell starts a fresh
+//! cluster, waits for the leaders, warms up, then counts the appends acknowledged during
+//! the measured time, with their latency (p50, p99); the leaders at the end and the
+//! clients' retries of those appends (redirects, failures) show whether leadership moved.
+//! Each task checks that its topic got its appends once, in order. The nodes are then shut
+//! down, and each directory removed once its instance is closed. The runtime is
+//! multi-threaded (one worker per core), as the nodes share it.
+//!
+//! Results: tables on stdout and in `raft.txt`, and `raft.csv`, under `--out` (default
+//! `target/bench-results/`). The cluster rows of `raft.csv` are system `walrus-raft-cluster`
+//! (batch 1, `in_flight` the tasks), with the columns `groups`, `leaders`, `retries`,
+//! `p50_ms` and `p99_ms`, empty in the other rows.
 
 use std::{
     collections::VecDeque,
     fmt::Write as _,
     io,
     path::{Path, PathBuf},
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicU8, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -52,7 +77,10 @@ use openraft::{
 };
 use openraft_memstore::{ClientRequest, MemLogStore};
 use raft_log::{RaftLog, api::raft_log_writer::RaftLogWriter};
-use walrus_raft::{Request, TypeConfig, WalrusLogStore};
+use walrus_raft::{
+    Request, TypeConfig, WalrusLogStore,
+    service::{Client, Node, NodeConfig, Router, group_of},
+};
 use walrus_rust::{FsyncSchedule, Walrus};
 
 /// Append calls whose flush callback may be outstanding.
@@ -63,6 +91,8 @@ const PAYLOADS: [usize; 2] = [256, 4096];
 const BATCHES: [usize; 2] = [1, 64];
 /// The systems, in the table's order.
 const SYSTEMS: [&str; 4] = ["walrus-raft", "walrus-raft-mmap", "raft-log", "memstore"];
+/// The `--systems` name of the cluster section.
+const CLUSTER: &str = "cluster";
 /// The system the ratio column and the goal compare with.
 const PEER: &str = "raft-log";
 /// How long a flush callback may take before the cell fails.
@@ -89,7 +119,11 @@ impl Options {
         let mut o = Options {
             full: false,
             secs: 0.0,
-            systems: SYSTEMS.iter().map(|s| (*s).to_owned()).collect(),
+            systems: SYSTEMS
+                .iter()
+                .chain(&[CLUSTER])
+                .map(|s| (*s).to_owned())
+                .collect(),
             out: Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/bench-results"),
             tmp: std::env::temp_dir(),
             walrus_fsync_ms: 2,
@@ -112,9 +146,10 @@ impl Options {
                 }
                 "--systems" => {
                     o.systems = value()?.split(',').map(str::to_owned).collect();
-                    if let Some(bad) = o.systems.iter().find(|s| !SYSTEMS.contains(&s.as_str())) {
+                    let known = |s: &str| SYSTEMS.contains(&s) || s == CLUSTER;
+                    if let Some(bad) = o.systems.iter().find(|s| !known(s)) {
                         return Err(format!(
-                            "unknown system {bad}; known: {}",
+                            "unknown system {bad}; known: {}, {CLUSTER}",
                             SYSTEMS.join(", ")
                         ));
                     }
@@ -459,6 +494,349 @@ fn run_cell(o: &Options, system: &str, payload_len: usize, batch: usize) -> Row 
     row
 }
 
+/// The nodes of the cluster section's clusters.
+const CLUSTER_NODES: [u64; 3] = [1, 2, 3];
+/// The cluster section's payload per append.
+const CLUSTER_PAYLOAD: usize = 256;
+/// The cluster section's cells: (groups, appends in flight). Group `g` is initialized from
+/// node `g + 1`, so with 3 groups each node leads one.
+const CLUSTER_CELLS: [(u64, usize); 3] = [(1, 1), (1, 64), (3, 64)];
+/// How long a cluster may take to elect its first leaders, and its nodes to close their
+/// directories after the shutdown.
+const CLUSTER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One cell of the cluster section.
+#[derive(Debug, Clone, Default)]
+struct ClusterRow {
+    groups: u64,
+    in_flight: usize,
+    /// Appends acknowledged in the measured phase.
+    appends: u64,
+    secs: f64,
+    /// The latency of each append acknowledged in the measured phase, in nanoseconds.
+    p50_ns: u64,
+    p99_ns: u64,
+    /// The leader of each group at the end, as its first leader sees it.
+    leaders: Vec<Option<u64>>,
+    /// Requests the clients sent again (to another node, or after a failure) for the appends
+    /// acknowledged in the measured phase: not 0 if leadership moved (the first redirect of
+    /// each session to its group's leader falls in the warm-up).
+    retries: u64,
+    error: Option<String>,
+}
+
+impl ClusterRow {
+    fn appends_per_s(&self) -> f64 {
+        self.appends as f64 / self.secs.max(1e-9)
+    }
+
+    fn mb_per_s(&self) -> f64 {
+        (self.appends * CLUSTER_PAYLOAD as u64) as f64 / self.secs.max(1e-9) / 1e6
+    }
+
+    fn leaders(&self) -> String {
+        let leader = |l: &Option<u64>| l.map_or("-".into(), |l| l.to_string());
+        self.leaders
+            .iter()
+            .map(leader)
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// Three nodes on one in-process [`Router`], each its own Walrus instance in its own
+/// temporary directory.
+struct BenchCluster {
+    router: Router,
+    dirs: Vec<tempfile::TempDir>,
+    groups: u64,
+}
+
+impl BenchCluster {
+    /// Opens the nodes (the ones that opened before a failure are in `self`, for
+    /// [`shutdown`](Self::shutdown)).
+    async fn open(&mut self, o: &Options) -> io::Result<()> {
+        for id in CLUSTER_NODES {
+            let dir = tempfile::Builder::new()
+                .prefix(&format!("raft-bench-node{id}-"))
+                .tempdir_in(&o.tmp)?;
+            let mut config = NodeConfig::new(id, dir.path().to_path_buf(), self.groups);
+            config.fsync = FsyncSchedule::Milliseconds(o.walrus_fsync_ms);
+            self.dirs.push(dir);
+            let node = Node::open(&config, &self.router).await?;
+            self.router.add(Arc::new(node));
+        }
+        Ok(())
+    }
+
+    fn node(&self, id: u64) -> io::Result<Arc<Node>> {
+        self.router
+            .node(id)
+            .ok_or_else(|| io::Error::other(format!("node {id} is not on the network")))
+    }
+
+    /// Initializes group `group` from node `from`, and waits until `from` leads it and has
+    /// committed an entry of its term (as the cluster tests do).
+    async fn initialize(&self, group: u64, from: u64) -> io::Result<()> {
+        let members = CLUSTER_NODES.map(|id| (id, Router::member(id))).into();
+        let node = self.node(from)?;
+        node.initialize(group, members)
+            .await
+            .map_err(io::Error::other)?;
+        let raft = node
+            .raft(group)
+            .ok_or_else(|| io::Error::other(format!("node {from} has no group {group}")))?;
+        raft.wait(Some(CLUSTER_TIMEOUT))
+            .metrics(
+                |m| {
+                    m.current_leader == Some(from)
+                        && m.cluster_committed.map(|c| c.index()) == m.last_log_index
+                },
+                format!("node {from} leads group {group}"),
+            )
+            .await
+            .map_err(io::Error::other)?;
+        Ok(())
+    }
+
+    /// Takes the nodes off the network and shuts them down, waits until each Walrus instance
+    /// is closed (openraft's tasks drop their handles shortly after the shutdown), and
+    /// removes the directories.
+    async fn shutdown(self) -> io::Result<()> {
+        let nodes: Vec<Arc<Node>> = self
+            .router
+            .ids()
+            .into_iter()
+            .filter_map(|id| self.router.remove(id))
+            .collect();
+        for node in &nodes {
+            node.shutdown().await;
+        }
+        drop(nodes);
+        let deadline = Instant::now() + CLUSTER_TIMEOUT;
+        let mut result = Ok(());
+        for dir in self.dirs {
+            while !dir_closed(dir.path())? {
+                if Instant::now() >= deadline {
+                    result = Err(io::Error::other(format!(
+                        "{} still open {CLUSTER_TIMEOUT:?} after the shutdown",
+                        dir.path().display()
+                    )));
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            // Removed either way (an instance still open only loses its files).
+            result = result.and(dir.close());
+        }
+        result
+    }
+}
+
+/// Whether no Walrus instance holds `dir`: its lock file (`LOCK`, an `flock`, which a second
+/// open file of the same process does not get either) is free.
+fn dir_closed(dir: &Path) -> io::Result<bool> {
+    match std::fs::File::open(dir.join("LOCK")) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(true),
+        Err(e) => Err(e),
+        Ok(file) => match file.try_lock() {
+            Ok(()) => Ok(true),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(false),
+            Err(std::fs::TryLockError::Error(e)) => Err(e),
+        },
+    }
+}
+
+/// A topic of group `group` among `groups`, its name starting with `prefix`.
+fn topic_in(prefix: &str, group: u64, groups: u64) -> String {
+    (0..)
+        .map(|i| format!("{prefix}-{i}"))
+        .find(|t| group_of(t, groups) == group)
+        .expect("some name hashes to each group")
+}
+
+/// Where the cluster cell is: warming up, measuring, or stopping.
+const WARMUP: u8 = 0;
+const MEASURE: u8 = 1;
+const STOP: u8 = 2;
+
+/// What one task of a cluster cell did.
+struct Worker {
+    /// Latencies of the appends acknowledged in the measured phase, in nanoseconds.
+    latencies: Vec<u64>,
+    /// The retries of those appends.
+    retries: u64,
+}
+
+/// One task of a cluster cell: a client session appending to its own topic, one append at a
+/// time, until [`STOP`]. Checks at the end that its topic holds each of its appends once
+/// (positions 0, 1, ... in order).
+async fn cluster_worker(
+    mut client: Client<Router>,
+    topic: String,
+    phase: Arc<AtomicU8>,
+) -> io::Result<Worker> {
+    let data = payload(CLUSTER_PAYLOAD);
+    let mut latencies = Vec::new();
+    let mut retries = 0;
+    let mut sent = 0;
+    while phase.load(Ordering::Acquire) != STOP {
+        let retried = client.retries();
+        let start = Instant::now();
+        let position = client
+            .append(&topic, data.clone())
+            .await
+            .map_err(|e| io::Error::other(format!("append to {topic}: {e}")))?;
+        let latency = start.elapsed();
+        if position != sent {
+            return Err(io::Error::other(format!(
+                "append {sent} of {topic} acknowledged at position {position}"
+            )));
+        }
+        sent += 1;
+        if phase.load(Ordering::Acquire) == MEASURE {
+            latencies.push(u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX));
+            retries += client.retries() - retried;
+        }
+    }
+    Ok(Worker { latencies, retries })
+}
+
+/// The leaders, then `in_flight` tasks (task `t` on a topic of group `t % groups`) for the
+/// warm-up and the measured phase.
+async fn cluster_measure(
+    cluster: &BenchCluster,
+    o: &Options,
+    row: &mut ClusterRow,
+) -> io::Result<()> {
+    let groups = cluster.groups;
+    for group in 0..groups {
+        cluster
+            .initialize(group, CLUSTER_NODES[group as usize % CLUSTER_NODES.len()])
+            .await?;
+    }
+    let phase = Arc::new(AtomicU8::new(WARMUP));
+    let tasks: Vec<_> = (0..row.in_flight)
+        .map(|t| {
+            let client = Client::new(cluster.router.clone(), CLUSTER_NODES, groups);
+            let topic = topic_in(&format!("bench-{t}"), t as u64 % groups, groups);
+            tokio::spawn(cluster_worker(client, topic, Arc::clone(&phase)))
+        })
+        .collect();
+    tokio::time::sleep(o.warmup()).await;
+    let start = Instant::now();
+    phase.store(MEASURE, Ordering::Release);
+    tokio::time::sleep(Duration::from_secs_f64(o.secs)).await;
+    phase.store(STOP, Ordering::Release);
+    row.secs = start.elapsed().as_secs_f64();
+    // Every task is joined before the first error is returned: none may outlive the nodes.
+    let mut latencies = Vec::new();
+    let mut result = Ok(());
+    for task in tasks {
+        match task.await {
+            Ok(Ok(w)) => {
+                latencies.extend(w.latencies);
+                row.retries += w.retries;
+            }
+            Ok(Err(e)) => result = result.and(Err(e)),
+            Err(e) => result = result.and(Err(io::Error::other(format!("task: {e}")))),
+        }
+    }
+    result?;
+    latencies.sort_unstable();
+    row.appends = latencies.len() as u64;
+    let at = |q: usize| {
+        latencies
+            .get((latencies.len().saturating_sub(1)) * q / 100)
+            .copied()
+    };
+    (row.p50_ns, row.p99_ns) = (at(50).unwrap_or(0), at(99).unwrap_or(0));
+    row.leaders = (0..groups)
+        .map(|g| {
+            let from = CLUSTER_NODES[g as usize % CLUSTER_NODES.len()];
+            cluster.node(from).ok().and_then(|n| n.leader(g))
+        })
+        .collect();
+    Ok(())
+}
+
+/// One cell of the cluster section on a fresh cluster, shut down and removed at the end.
+fn run_cluster_cell(o: &Options, groups: u64, in_flight: usize) -> ClusterRow {
+    let mut row = ClusterRow {
+        groups,
+        in_flight,
+        ..ClusterRow::default()
+    };
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .and_then(|runtime| {
+            runtime.block_on(async {
+                let mut cluster = BenchCluster {
+                    router: Router::new(),
+                    dirs: Vec::new(),
+                    groups,
+                };
+                let mut result = cluster.open(o).await;
+                if result.is_ok() {
+                    result = cluster_measure(&cluster, o, &mut row).await;
+                }
+                result.and(cluster.shutdown().await)
+            })
+        });
+    if let Err(e) = result {
+        row.error = Some(e.to_string());
+    }
+    row
+}
+
+fn cluster_table(rows: &[ClusterRow], walrus_fsync_ms: u64) -> String {
+    let mut out = format!(
+        "\nEnd to end: {}-node in-process cluster (Router), {} appends through \
+         walrus_raft::service::Client, each committed (durable on a majority; group commit \
+         every {walrus_fsync_ms} ms) and applied before its task sends the next\n",
+        CLUSTER_NODES.len(),
+        size(CLUSTER_PAYLOAD)
+    );
+    let _ = writeln!(
+        out,
+        "  {:<7} {:<8} {:>9} {:>10} {:>7} {:>8} {:>8} {:>8} {:>7}",
+        "groups",
+        "leaders",
+        "in flight",
+        "appends/s",
+        "MB/s",
+        "p50 ms",
+        "p99 ms",
+        "retries",
+        "secs"
+    );
+    for r in rows {
+        if let Some(e) = &r.error {
+            let _ = writeln!(
+                out,
+                "  {:<7} {:<8} {:>9}  FAILED: {e}",
+                r.groups, "", r.in_flight
+            );
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "  {:<7} {:<8} {:>9} {:>10} {:>7.2} {:>8.2} {:>8.2} {:>8} {:>7.2}",
+            r.groups,
+            r.leaders(),
+            r.in_flight,
+            si(r.appends_per_s()),
+            r.mb_per_s(),
+            r.p50_ns as f64 / 1e6,
+            r.p99_ns as f64 / 1e6,
+            r.retries,
+            r.secs,
+        );
+    }
+    out
+}
+
 fn size(bytes: usize) -> String {
     if bytes >= 1024 && bytes.is_multiple_of(1024) {
         format!("{} KiB", bytes / 1024)
@@ -560,7 +938,7 @@ fn goal(rows: &[Row]) -> String {
 
 const CSV_COLUMNS: &str = "system,payload_bytes,batch,in_flight,durability,appends,entries,\
                            payload_total_bytes,secs,entries_per_s,mb_per_s,appends_per_s,\
-                           vs_raft_log,capped,error";
+                           vs_raft_log,capped,error,groups,leaders,retries,p50_ms,p99_ms";
 
 fn durability(system: &str, walrus_fsync_ms: u64) -> String {
     match system {
@@ -572,12 +950,17 @@ fn durability(system: &str, walrus_fsync_ms: u64) -> String {
     }
 }
 
-fn csv(rows: &[Row], walrus_fsync_ms: u64) -> String {
+/// An error as a CSV field.
+fn csv_error(error: Option<&str>) -> String {
+    error.map_or(String::new(), |e| format!("\"{}\"", e.replace('"', "'")))
+}
+
+fn csv(rows: &[Row], cluster: &[ClusterRow], walrus_fsync_ms: u64) -> String {
     let mut out = format!("{CSV_COLUMNS}\n");
     for r in rows {
         let _ = writeln!(
             out,
-            "{},{},{},{IN_FLIGHT},{},{},{},{},{:.4},{:.1},{:.2},{:.1},{},{},{}",
+            "{},{},{},{IN_FLIGHT},{},{},{},{},{:.4},{:.1},{:.2},{:.1},{},{},{},,,,,",
             r.system,
             r.payload,
             r.batch,
@@ -591,9 +974,31 @@ fn csv(rows: &[Row], walrus_fsync_ms: u64) -> String {
             r.calls_per_s(),
             versus(rows, r).map_or(String::new(), |v| format!("{v:.3}")),
             r.capped,
-            r.error
-                .as_deref()
-                .map_or(String::new(), |e| format!("\"{}\"", e.replace('"', "'"))),
+            csv_error(r.error.as_deref()),
+        );
+    }
+    // One entry per append: batch 1, entries = appends.
+    for r in cluster {
+        let _ = writeln!(
+            out,
+            "walrus-raft-cluster,{CLUSTER_PAYLOAD},1,{},majority of {} nodes (group commit \
+             fdatasync every {walrus_fsync_ms} ms),{},{},{},{:.4},{:.1},{:.2},{:.1},,false,{},\
+             {},{},{},{:.3},{:.3}",
+            r.in_flight,
+            CLUSTER_NODES.len(),
+            r.appends,
+            r.appends,
+            r.appends * CLUSTER_PAYLOAD as u64,
+            r.secs,
+            r.appends_per_s(),
+            r.mb_per_s(),
+            r.appends_per_s(),
+            csv_error(r.error.as_deref()),
+            r.groups,
+            r.leaders(),
+            r.retries,
+            r.p50_ns as f64 / 1e6,
+            r.p99_ns as f64 / 1e6,
         );
     }
     out
@@ -655,6 +1060,18 @@ fn main() -> std::process::ExitCode {
             }
         }
     }
+    let mut cluster_rows = Vec::new();
+    if o.systems.iter().any(|s| s == CLUSTER) {
+        for (groups, in_flight) in CLUSTER_CELLS {
+            eprint!("{CLUSTER}: {groups} group(s), {in_flight} appends in flight ... ");
+            let row = run_cluster_cell(&o, groups, in_flight);
+            match &row.error {
+                None => eprintln!("{} appends/s", si(row.appends_per_s())),
+                Some(e) => eprintln!("FAILED: {e}"),
+            }
+            cluster_rows.push(row);
+        }
+    }
     let mode = if o.full { "full" } else { "quick" };
     let csv_path = o.out.join("raft.csv");
     let mut text = format!(
@@ -666,22 +1083,27 @@ fn main() -> std::process::ExitCode {
         o.warmup().as_secs_f64(),
         o.cap_bytes() >> 20,
         o.walrus_fsync_ms,
-        rows.len(),
+        rows.len() + cluster_rows.len(),
         start.elapsed().as_secs_f64(),
         machine(&o.tmp),
         csv_path.display()
     );
-    text.push_str(&table(&rows));
-    text.push_str(&goal(&rows));
+    if !rows.is_empty() {
+        text.push_str(&table(&rows));
+        text.push_str(&goal(&rows));
+    }
+    if !cluster_rows.is_empty() {
+        text.push_str(&cluster_table(&cluster_rows, o.walrus_fsync_ms));
+    }
     println!("{text}");
     let written = std::fs::create_dir_all(&o.out)
-        .and_then(|()| std::fs::write(&csv_path, csv(&rows, o.walrus_fsync_ms)))
+        .and_then(|()| std::fs::write(&csv_path, csv(&rows, &cluster_rows, o.walrus_fsync_ms)))
         .and_then(|()| std::fs::write(o.out.join("raft.txt"), &text));
     if let Err(e) = written {
         eprintln!("cannot write results to {}: {e}", o.out.display());
         return std::process::ExitCode::FAILURE;
     }
-    if rows.iter().any(|r| r.error.is_some()) {
+    if rows.iter().any(|r| r.error.is_some()) || cluster_rows.iter().any(|r| r.error.is_some()) {
         return std::process::ExitCode::FAILURE;
     }
     std::process::ExitCode::SUCCESS
