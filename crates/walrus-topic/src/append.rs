@@ -44,6 +44,9 @@ pub(crate) struct TopicWriter {
     pub(crate) active: Option<(Arc<Block>, Arc<dyn Segment>)>,
     /// Offset in the active extent where the next frame goes.
     pub(crate) write_offset: u64,
+    /// Offset in the active extent up to which bytes have been written: entries, or the
+    /// zeros a durable append writes ahead of itself ([`ZERO_AHEAD_BYTES`]).
+    written_to: u64,
     /// Sequence number of the next entry.
     pub(crate) next_seq: u64,
     /// Reused encoding buffer, so appends do not allocate.
@@ -55,6 +58,17 @@ pub(crate) struct TopicWriter {
     /// Which positions are durable, for `TopicLog` (`log/durable.rs`).
     pub(crate) marks: DurableMarks,
 }
+
+/// How far a durable append writes zeros ahead of itself when it reaches bytes never written.
+///
+/// Blocks are reserved with `fallocate`, so their space starts as unwritten extents: the
+/// fdatasync after the first write into each page must also commit the conversion of that
+/// range to written, a journal commit that rewriting written bytes does not need (on the test
+/// machine 10.4k overwrite fdatasyncs/s against 6.6k for a file growing by 4 KiB each time).
+/// Writing zeros ahead (what those bytes read as anyway) turns one conversion per page into
+/// one per this many bytes. Only past the writer's own offset, in its own active block, below
+/// its seal region: no other writer or reader touches those bytes.
+const ZERO_AHEAD_BYTES: u64 = 64 * 1024;
 
 /// The frames of a batch bound for one block.
 struct Piece {
@@ -83,6 +97,7 @@ impl TopicWriter {
         Self {
             active: None,
             write_offset: 0,
+            written_to: 0,
             next_seq,
             scratch: Vec::new(),
             claims: ClaimTracker::new(next_seq),
@@ -102,7 +117,15 @@ impl TopicWriter {
     }
 
     /// Appends one entry and publishes it; returns the durability ticket that covers it.
-    pub(crate) fn append(&mut self, ctx: WriteCtx<'_>, topic: &Topic, data: &[u8]) -> Result<u64> {
+    /// `durable`: the caller will wait for the entry to be durable (zeros are then written
+    /// ahead of it, see [`ZERO_AHEAD_BYTES`]).
+    pub(crate) fn append(
+        &mut self,
+        ctx: WriteCtx<'_>,
+        topic: &Topic,
+        data: &[u8],
+        durable: bool,
+    ) -> Result<u64> {
         // The entry takes `next_seq`; the one after it must exist too.
         if self.next_seq == u64::MAX {
             return Err(Error::SequenceExhausted(topic.name.clone()));
@@ -125,6 +148,12 @@ impl TopicWriter {
             seq: self.next_seq,
         };
         encode_frame(&mut self.scratch, &header, data);
+        let end = self.write_offset + needed;
+        if durable && end > self.written_to {
+            let ahead = (end + ZERO_AHEAD_BYTES).min(block.capacity());
+            self.scratch.resize((ahead - self.write_offset) as usize, 0);
+            self.written_to = ahead;
+        }
         segment.write_at(block.file_offset(self.write_offset), &self.scratch)?;
         block.extent.file().mark_dirty();
         if indexed(block.first_seq, self.next_seq) {
@@ -163,6 +192,12 @@ impl TopicWriter {
         let last = pieces.last().expect("a non-empty batch has a piece");
         self.active = Some((Arc::clone(&last.block), Arc::clone(&last.segment)));
         self.write_offset = last.end();
+        // Zeros written ahead by durable appends are in the old block if this one is new.
+        self.written_to = if last.fresh {
+            self.write_offset
+        } else {
+            self.written_to.max(self.write_offset)
+        };
         self.next_seq += batch.len() as u64;
         topic.positions.tail.publish(self.next_seq);
         self.summary = last.summary;
@@ -276,6 +311,7 @@ impl TopicWriter {
         self.seal_active(ctx);
         self.summary = SealSummary::empty(self.next_seq, block.data_start);
         self.write_offset = block.data_start;
+        self.written_to = block.data_start;
         self.active = Some((block, segment));
         Ok(())
     }

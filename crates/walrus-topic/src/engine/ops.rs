@@ -99,7 +99,8 @@ impl Engine {
         }
         let (ticket, position) = {
             let mut writer = topic.writer.lock();
-            let ticket = writer.append(self.write_ctx(), &topic, data)?;
+            let durable = matches!(schedule, FsyncSchedule::SyncEach);
+            let ticket = writer.append(self.write_ctx(), &topic, data, durable)?;
             (ticket, writer.next_seq - 1)
         };
         self.counters.appended(1, data.len() as u64);
