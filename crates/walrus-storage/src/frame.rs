@@ -125,6 +125,28 @@ pub fn encode_frame(out: &mut Vec<u8>, header: &FrameHeader, payload: &[u8]) {
     out.resize(start + frame_len(payload.len()), 0);
 }
 
+/// A frame header's fields as stored at the start of `buf`, with its payload length and its
+/// stored checksum, checking nothing but the magic (and that `buf` holds a whole header):
+/// for repairs that must read a header whose checksum may not match. Readers use
+/// [`decode_frame`], which validates everything.
+pub fn stored_header(buf: &[u8]) -> Option<(FrameHeader, u32, u64)> {
+    let head = buf.get(..FRAME_HEADER_BYTES)?;
+    if head[MAGIC_OFFSET..VERSION_OFFSET] != FRAME_MAGIC {
+        return None;
+    }
+    let fields = FrameHeader {
+        kind: head[KIND_OFFSET],
+        flags: read_u16(head, FLAGS_OFFSET),
+        aux: read_u32(head, AUX_OFFSET),
+        seq: read_u64(head, SEQ_OFFSET),
+    };
+    Some((
+        fields,
+        read_u32(head, LEN_OFFSET),
+        read_u64(head, CHECKSUM_OFFSET),
+    ))
+}
+
 /// The little-endian `u16` at `buf[at..at + 2]` (panics if out of range).
 pub fn read_u16(buf: &[u8], at: usize) -> u16 {
     u16::from_le_bytes([buf[at], buf[at + 1]])

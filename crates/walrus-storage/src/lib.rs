@@ -47,7 +47,7 @@ pub use format::{
 };
 pub use frame::{
     Decoded, Frame, FrameError, FrameHeader, decode_frame, encode_frame, frame_len, read_u16,
-    read_u32, read_u64,
+    read_u32, read_u64, stored_header,
 };
 pub use lock::{DirLock, LOCK_FILE_NAME};
 pub use mmap::MmapStorage;

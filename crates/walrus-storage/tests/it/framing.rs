@@ -445,3 +445,32 @@ proptest! {
         prop_assert_eq!(walrus_storage::frame_checksum(&header, &payload), reference);
     }
 }
+
+#[test]
+fn stored_header_reads_the_fields_as_stored_even_when_the_checksum_is_wrong() {
+    let header = FrameHeader {
+        kind: 0x11,
+        flags: 0xBEEF,
+        aux: 7,
+        seq: 1 << 40,
+    };
+    let mut bytes = Vec::new();
+    encode_frame(&mut bytes, &header, b"payload");
+    let (fields, len, checksum) = walrus_storage::stored_header(&bytes).unwrap();
+    assert_eq!((fields, len), (header, 7));
+    let Decoded::Frame(frame) = decode_frame(&bytes) else {
+        panic!("valid frame");
+    };
+    assert_eq!(frame.header, header);
+    // A damaged checksum: the frame no longer decodes, its stored fields still read.
+    let last = FRAME_HEADER_BYTES - 1;
+    bytes[last] ^= 1;
+    assert!(matches!(decode_frame(&bytes), Decoded::Invalid(_)));
+    let (fields, _, damaged) = walrus_storage::stored_header(&bytes).unwrap();
+    assert_eq!(fields, header);
+    assert_ne!(damaged, checksum);
+    // Not a frame, or not a whole header.
+    assert!(walrus_storage::stored_header(&bytes[..FRAME_HEADER_BYTES - 1]).is_none());
+    bytes[0] ^= 1;
+    assert!(walrus_storage::stored_header(&bytes).is_none());
+}

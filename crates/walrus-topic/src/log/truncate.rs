@@ -21,7 +21,9 @@
 
 use std::sync::Arc;
 
-use walrus_storage::{FRAME_HEADER_BYTES, FrameHeader, Segment, encode_frame, frame_len};
+use walrus_storage::{
+    FRAME_HEADER_BYTES, FrameHeader, Segment, encode_frame, frame_len, stored_header,
+};
 
 use super::{index::seek, ops::READ_AT_WINDOW};
 use crate::{
@@ -214,8 +216,10 @@ fn batch_to_close(block: &Arc<Block>, seq: u64, ahead: &mut ReadAhead) -> Result
     }
     let mut header = [0u8; FRAME_HEADER_BYTES];
     segment.read_at(block.file_offset(offset), &mut header)?;
-    let flags = u16::from_le_bytes([header[6], header[7]]);
-    if flags & FLAG_BATCH == 0 || flags & FLAG_BATCH_END != 0 {
+    let Some((fields, _, _)) = stored_header(&header) else {
+        return Ok(None);
+    };
+    if fields.flags & FLAG_BATCH == 0 || fields.flags & FLAG_BATCH_END != 0 {
         return Ok(None);
     }
     Ok(Some(Close {
@@ -281,14 +285,10 @@ fn apply(plan: &Plan, topic: &str, cut: u64) -> Result<()> {
 pub(crate) fn close_batch(segment: &dyn Segment, file_offset: u64, seq: u64) -> Result<bool> {
     let mut header = [0u8; FRAME_HEADER_BYTES];
     segment.read_at(file_offset, &mut header)?;
-    let field = |at: usize| u32::from_le_bytes(header[at..at + 4].try_into().expect("4 bytes"));
-    let len = field(8) as usize;
-    let fields = FrameHeader {
-        kind: header[5],
-        flags: u16::from_le_bytes([header[6], header[7]]),
-        aux: field(12),
-        seq: u64::from_le_bytes(header[16..24].try_into().expect("8 bytes")),
+    let Some((fields, len, stored)) = stored_header(&header) else {
+        return Ok(false);
     };
+    let len = len as usize;
     let fits = file_offset
         .checked_add(frame_len(len) as u64)
         .is_some_and(|end| end <= segment.len());
@@ -309,7 +309,8 @@ pub(crate) fn close_batch(segment: &dyn Segment, file_offset: u64, seq: u64) -> 
         return Ok(true);
     }
     // The stored checksum must vouch for the payload under one of the two flag values.
-    if header[24..] != closed[24..] && header[24..] != open[24..] {
+    let checksum = |bytes: &[u8]| stored_header(bytes).map(|(_, _, c)| c);
+    if Some(stored) != checksum(&closed) && Some(stored) != checksum(&open) {
         return Ok(false);
     }
     segment.write_at(file_offset, &closed)?;
