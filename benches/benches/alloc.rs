@@ -26,6 +26,7 @@ fn allocate(c: &mut Criterion) {
             let config = AllocConfig {
                 block_bytes: 4096,
                 blocks_per_file: 1024,
+                small_unit_bytes: 4096,
                 precreate: true,
                 quiet: false,
             };

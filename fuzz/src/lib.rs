@@ -70,6 +70,7 @@ pub fn config_with_blocks(read_only: bool, block_bytes: u64) -> EngineConfig {
         alloc: AllocConfig {
             block_bytes,
             blocks_per_file: BLOCKS_PER_FILE,
+            small_unit_bytes: 4096,
             precreate: false,
             quiet: true,
         },

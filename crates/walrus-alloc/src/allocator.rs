@@ -1,20 +1,25 @@
-//! The block allocator: hands out extents from the current file, moves to a pre-created spare
-//! file when it is full, and adopts the files of an earlier run at recovery.
+//! The block allocator: hands out extents from the current file of their class (`class.rs`),
+//! moves to a pre-created spare file when it is full, and adopts the files of an earlier run
+//! at recovery.
 
-use std::{
-    sync::{Arc, Weak},
-    thread::JoinHandle,
-};
+use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;
 use walrus_storage::Storage;
 
 use crate::{
     Error, Extent, Result, SegmentFile,
-    file_state::{EXTENTS_PER_FILE_MAX, Outcome},
-    format::{FILE_HEADER_BYTES, decode_header, encode_header, parse_file_name},
+    class::{FileClass, FileMaker, carve},
+    file_state::EXTENTS_PER_FILE_MAX,
+    format::{FILE_HEADER_BYTES, decode_header, parse_file_name},
     sync::{AtomicU64, Ordering},
 };
+
+/// Units per small file: 8 MiB of 4 KiB units, so the small file being filled (and its spare)
+/// add little to a directory of small topics. Fewer when ordinary files are smaller than that.
+pub const SMALL_FILE_UNITS: u32 = 2048;
+/// Largest small extent, in units (1 MiB of 4 KiB units); larger requests get blocks.
+pub const SMALL_EXTENT_UNITS_MAX: u32 = 256;
 
 /// Geometry and behaviour of an [`Allocator`].
 #[derive(Clone, Copy, Debug)]
@@ -23,6 +28,11 @@ pub struct AllocConfig {
     pub block_bytes: u64,
     /// Blocks per ordinary segment file (default 100).
     pub blocks_per_file: u32,
+    /// Unit of the small files that serve requests of at most
+    /// [`Allocator::small_extent_max`] bytes (default 4 KiB; 0 turns small files off). They
+    /// are used only when blocks are at least 4 units: a topic's first extents then take as
+    /// few units as it needs instead of a whole block.
+    pub small_unit_bytes: u64,
     /// Create the next file on a helper thread once the current one is half allocated, so
     /// appenders never wait for a file creation.
     pub precreate: bool,
@@ -35,6 +45,7 @@ impl Default for AllocConfig {
         Self {
             block_bytes: 10 * 1024 * 1024,
             blocks_per_file: 100,
+            small_unit_bytes: 4096,
             precreate: true,
             quiet: false,
         }
@@ -51,53 +62,15 @@ pub struct RecoveredFile {
     pub file: Arc<SegmentFile>,
 }
 
-#[derive(Debug)]
-struct Current {
-    file: Arc<SegmentFile>,
-    next_block: u32,
-}
-
-#[derive(Debug)]
-enum Spare {
-    None,
-    Pending(JoinHandle<Result<Arc<SegmentFile>>>),
-}
-
 /// Hands out extents of blocks. One per instance; nothing is process-global.
 #[derive(Debug)]
 pub struct Allocator {
-    storage: Arc<dyn Storage>,
     config: AllocConfig,
-    next_seq: Arc<AtomicU64>,
-    current: Mutex<Option<Current>>,
-    spare: Mutex<Spare>,
-    /// Every file not yet deleted, including a pre-created spare (shared with its thread).
-    files: Arc<Mutex<Vec<Weak<SegmentFile>>>>,
-}
-
-fn create_file(
-    storage: &Arc<dyn Storage>,
-    seq: u64,
-    config: &AllocConfig,
-    block_count: u32,
-) -> Result<Arc<SegmentFile>> {
-    let block_bytes = config.block_bytes;
-    let file_bytes = FILE_HEADER_BYTES + block_bytes * u64::from(block_count);
-    let name = crate::format::file_name(seq);
-    let segment = storage.create(&name, file_bytes)?;
-    segment.write_at(0, &encode_header(seq, block_bytes, block_count))?;
-    segment.sync()?;
-    if !config.quiet {
-        tracing::debug!(file = %name, bytes = file_bytes, "created segment file");
-    }
-    Ok(Arc::new(SegmentFile::new(
-        seq,
-        block_bytes,
-        block_count,
-        Arc::clone(storage),
-        segment,
-        config.quiet,
-    )))
+    maker: FileMaker,
+    /// Files of `config.block_bytes` blocks.
+    blocks: FileClass,
+    /// Files of small units, when turned on.
+    small: Option<FileClass>,
 }
 
 impl Allocator {
@@ -110,14 +83,36 @@ impl Allocator {
                 reason: "block size and count must be positive",
             });
         }
+        let unit = config.small_unit_bytes;
+        let small = (unit > 0 && config.block_bytes >= 4 * unit).then(|| {
+            // No larger than an ordinary file either (tests use tiny files).
+            let file_bytes = config.block_bytes * u64::from(config.blocks_per_file);
+            let units = (file_bytes / unit).clamp(1, u64::from(SMALL_FILE_UNITS)) as u32;
+            FileClass::new(unit, units, config.precreate)
+        });
         Ok(Self {
-            storage,
             config,
-            next_seq: Arc::new(AtomicU64::new(1)),
-            current: Mutex::new(None),
-            spare: Mutex::new(Spare::None),
-            files: Arc::new(Mutex::new(Vec::new())),
+            maker: FileMaker {
+                storage,
+                next_seq: Arc::new(AtomicU64::new(1)),
+                files: Arc::new(Mutex::new(Vec::new())),
+                quiet: config.quiet,
+            },
+            blocks: FileClass::new(config.block_bytes, config.blocks_per_file, config.precreate),
+            small,
         })
+    }
+
+    /// The largest request served from small files (0 when they are off): at most
+    /// [`SMALL_EXTENT_UNITS_MAX`] units, a small file, and half a block.
+    pub fn small_extent_max(&self) -> u64 {
+        match &self.small {
+            Some(small) => {
+                let units = SMALL_EXTENT_UNITS_MAX.min(small.blocks_per_file);
+                (u64::from(units) * small.block_bytes).min(self.config.block_bytes / 2)
+            }
+            None => 0,
+        }
     }
 
     /// The configuration.
@@ -127,16 +122,17 @@ impl Allocator {
 
     /// The storage the files live in.
     pub fn storage(&self) -> &Arc<dyn Storage> {
-        &self.storage
+        &self.maker.storage
     }
 
     /// Opens every segment file of an earlier run, in sequence order, and makes sure new files
     /// get higher numbers. Files whose header is damaged are reported (by name), not adopted,
     /// and never overwritten. A file that holds nothing but zeros is reported as
-    /// [`Error::UnfinishedFile`]: a crash interrupted its creation (`create_file` syncs the
+    /// [`Error::UnfinishedFile`]: a crash interrupted its creation (`FileMaker::create` syncs the
     /// header before a file is used), so it never held data and the caller may remove it.
     pub fn recover(&self) -> Result<(Vec<RecoveredFile>, Vec<UnreadableFile>)> {
         let mut seqs: Vec<u64> = self
+            .maker
             .storage
             .list()?
             .iter()
@@ -150,14 +146,14 @@ impl Allocator {
             // leaves none for a next file: such a file is reported, not adopted.
             let Some(next) = seq.checked_add(1) else {
                 let reason = "file number leaves none for the next file".to_owned();
-                let path = self.storage.dir().join(crate::format::file_name(seq));
+                let path = self.maker.storage.dir().join(crate::format::file_name(seq));
                 bad.push((
                     crate::format::file_name(seq),
                     Error::BadFileHeader { path, reason },
                 ));
                 continue;
             };
-            self.next_seq.fetch_max(next, Ordering::AcqRel);
+            self.maker.next_seq.fetch_max(next, Ordering::AcqRel);
             match self.open_file(seq) {
                 Ok(file) => recovered.push(RecoveredFile { file }),
                 // Damaged content is reported and the file left alone; an I/O error is not
@@ -165,7 +161,7 @@ impl Allocator {
                 Err(err @ Error::BadFileHeader { .. }) => {
                     let name = crate::format::file_name(seq);
                     let err = if self.all_zero(&name)? {
-                        let path = self.storage.dir().join(&name);
+                        let path = self.maker.storage.dir().join(&name);
                         Error::UnfinishedFile { path }
                     } else {
                         err
@@ -182,7 +178,7 @@ impl Allocator {
     /// its unwritten extents read as zeros without touching the disk.
     fn all_zero(&self, name: &str) -> Result<bool> {
         const CHUNK: u64 = 1024 * 1024;
-        let segment = self.storage.open(name)?;
+        let segment = self.maker.storage.open(name)?;
         let mut buf = vec![0u8; CHUNK.min(segment.len()) as usize];
         let mut offset = 0;
         while offset < segment.len() {
@@ -198,7 +194,7 @@ impl Allocator {
 
     fn open_file(&self, seq: u64) -> Result<Arc<SegmentFile>> {
         let name = crate::format::file_name(seq);
-        let segment = self.storage.open(&name)?;
+        let segment = self.maker.storage.open(&name)?;
         let bad = |reason: String| Error::BadFileHeader {
             path: segment.path().to_path_buf(),
             reason,
@@ -227,17 +223,17 @@ impl Allocator {
             seq,
             block_bytes,
             block_count,
-            Arc::clone(&self.storage),
+            Arc::clone(&self.maker.storage),
             segment,
             self.config.quiet,
         ));
-        self.files.lock().push(Arc::downgrade(&file));
+        self.maker.files.lock().push(Arc::downgrade(&file));
         Ok(file)
     }
 
     /// Every file not yet deleted, in no particular order.
     pub fn files(&self) -> Vec<Arc<SegmentFile>> {
-        let mut files = self.files.lock();
+        let mut files = self.maker.files.lock();
         files.retain(|f| f.upgrade().is_some_and(|f| !f.counts().deleted));
         files.iter().filter_map(Weak::upgrade).collect()
     }
@@ -251,9 +247,23 @@ impl Allocator {
         Ok(synced)
     }
 
-    /// An extent large enough for `bytes`: one block, or as many contiguous blocks as needed.
+    /// An extent large enough for `bytes`: small units when the request is at most
+    /// [`Allocator::small_extent_max`], else one block or as many contiguous blocks as needed.
     /// Requests larger than a whole file get a dedicated file of their own.
     pub fn allocate(&self, bytes: u64) -> Result<Arc<Extent>> {
+        if bytes == 0 {
+            return Err(Error::BadRequest {
+                bytes,
+                reason: "size must be between 1 byte and the largest extent",
+            });
+        }
+        if let Some(small) = &self.small
+            && bytes <= self.small_extent_max()
+        {
+            // At most SMALL_EXTENT_UNITS_MAX units: the cast is lossless.
+            let units = bytes.div_ceil(small.block_bytes) as u32;
+            return small.allocate(&self.maker, units);
+        }
         let blocks = bytes.div_ceil(self.config.block_bytes);
         let blocks = match u32::try_from(blocks) {
             Ok(b) if b > 0 && b <= EXTENTS_PER_FILE_MAX => b,
@@ -265,116 +275,20 @@ impl Allocator {
             }
         };
         if blocks > self.config.blocks_per_file {
-            let file = self.register(create_file(
-                &self.storage,
-                self.take_seq(),
-                &self.config,
-                blocks,
-            )?);
-            let extent = Self::carve(&file, 0, blocks);
+            let seq = self.maker.take_seq();
+            let file = self.maker.create(seq, self.config.block_bytes, blocks)?;
+            let extent = carve(&file, 0, blocks);
             file.mark_full();
             return extent;
         }
-        let mut current = self.current.lock();
-        if let Some(cur) = current.as_mut()
-            && cur.next_block + blocks <= cur.file.block_count()
-        {
-            let extent = Self::carve(&cur.file, cur.next_block, blocks);
-            cur.next_block += blocks;
-            if self.config.precreate && cur.next_block * 2 >= cur.file.block_count() {
-                self.start_spare();
-            }
-            return extent;
-        }
-        let file = self.take_spare()?;
-        let extent = Self::carve(&file, 0, blocks)?;
-        let old = current.replace(Current {
-            file,
-            next_block: blocks,
-        });
-        drop(current);
-        if let Some(old) = old {
-            old.file.mark_full();
-        }
-        Ok(extent)
+        self.blocks.allocate(&self.maker, blocks)
     }
 
-    fn carve(file: &Arc<SegmentFile>, first_block: u32, blocks: u32) -> Result<Arc<Extent>> {
-        match file.state().allocate() {
-            Outcome::Refused => Err(Error::BadRequest {
-                bytes: 0,
-                reason: "file cannot take more extents",
-            }),
-            _ => Ok(Arc::new(Extent::new(
-                Arc::clone(file),
-                first_block,
-                blocks,
-                false,
-            ))),
-        }
-    }
-
-    fn take_seq(&self) -> u64 {
-        self.next_seq.fetch_add(1, Ordering::AcqRel)
-    }
-
-    fn register(&self, file: Arc<SegmentFile>) -> Arc<SegmentFile> {
-        self.files.lock().push(Arc::downgrade(&file));
-        file
-    }
-
-    fn start_spare(&self) {
-        let mut spare = self.spare.lock();
-        if !matches!(*spare, Spare::None) {
-            return;
-        }
-        let storage = Arc::clone(&self.storage);
-        let seq = self.take_seq();
-        let config = self.config;
-        let files = Arc::clone(&self.files);
-        let spawned = std::thread::Builder::new()
-            .name("walrus-precreate".into())
-            .spawn(move || {
-                let file = create_file(&storage, seq, &config, config.blocks_per_file)?;
-                files.lock().push(Arc::downgrade(&file));
-                Ok(file)
-            });
-        match spawned {
-            Ok(handle) => *spare = Spare::Pending(handle),
-            Err(err) => tracing::warn!(error = %err, "cannot spawn file pre-creation thread"),
-        }
-    }
-
-    fn take_spare(&self) -> Result<Arc<SegmentFile>> {
-        let spare = std::mem::replace(&mut *self.spare.lock(), Spare::None);
-        let ready = match spare {
-            Spare::Pending(handle) => match handle.join() {
-                Ok(Ok(file)) => Some(file),
-                Ok(Err(err)) => {
-                    tracing::warn!(error = %err, "pre-creating a segment file failed; retrying inline");
-                    None
-                }
-                Err(_) => None,
-            },
-            Spare::None => None,
-        };
-        match ready {
-            // The pre-creation thread registered it already.
-            Some(file) => Ok(file),
-            None => Ok(self.register(create_file(
-                &self.storage,
-                self.take_seq(),
-                &self.config,
-                self.config.blocks_per_file,
-            )?)),
-        }
-    }
-
-    /// Stops handing out extents from the current file (used at shutdown and in tests).
+    /// Stops handing out extents from the current files (used at shutdown and in tests).
     pub fn retire_current(&self) {
-        let old = self.current.lock().take();
-        if let Some(old) = old {
-            old.file.mark_full();
+        self.blocks.retire_current();
+        if let Some(small) = &self.small {
+            small.retire_current();
         }
     }
 }
@@ -383,13 +297,9 @@ impl Drop for Allocator {
     fn drop(&mut self) {
         // A spare that never took an extent holds no data: remove it rather than leave an
         // empty file behind.
-        let spare = std::mem::replace(&mut *self.spare.lock(), Spare::None);
-        let unused = match spare {
-            Spare::Pending(handle) => handle.join().ok().and_then(Result::ok),
-            Spare::None => None,
-        };
-        if let Some(file) = unused {
-            file.mark_full();
+        self.blocks.drop_spare();
+        if let Some(small) = &self.small {
+            small.drop_spare();
         }
     }
 }

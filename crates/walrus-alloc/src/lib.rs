@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 mod allocator;
+mod class;
 mod error;
 mod extent;
 mod file_state;
@@ -15,7 +16,9 @@ mod format;
 mod segment_file;
 mod sync;
 
-pub use allocator::{AllocConfig, Allocator, RecoveredFile, UnreadableFile};
+pub use allocator::{
+    AllocConfig, Allocator, RecoveredFile, SMALL_EXTENT_UNITS_MAX, SMALL_FILE_UNITS, UnreadableFile,
+};
 pub use error::{Error, Result};
 pub use extent::{Extent, ExtentState};
 pub use file_state::FileCounts;

@@ -57,6 +57,9 @@ pub(crate) struct TopicWriter {
     summary: SealSummary,
     /// Which positions are durable, for `TopicLog` (`log/durable.rs`).
     pub(crate) marks: DurableMarks,
+    /// Bytes of the extents the topic has taken (those it had at open, then every new one):
+    /// new blocks grow with it ([`extent_request`]).
+    grown: u64,
 }
 
 /// How far a durable append writes zeros ahead of itself when it reaches bytes never written.
@@ -92,8 +95,9 @@ impl Piece {
 
 impl TopicWriter {
     /// A writer whose first entry gets `next_seq`. A new topic has nothing before it; a
-    /// recovered one was synced at open, so everything before it is durable.
-    pub(crate) fn new(next_seq: u64) -> Self {
+    /// recovered one was synced at open, so everything before it is durable. `grown`: the
+    /// bytes of the topic's extents so far.
+    pub(crate) fn new(next_seq: u64, grown: u64) -> Self {
         Self {
             active: None,
             write_offset: 0,
@@ -103,6 +107,7 @@ impl TopicWriter {
             claims: ClaimTracker::new(next_seq),
             summary: SealSummary::default(),
             marks: DurableMarks::new(next_seq),
+            grown,
         }
     }
 
@@ -251,7 +256,7 @@ impl TopicWriter {
                 .as_ref()
                 .is_some_and(|p| p.end() + needed <= p.block.capacity());
             if !fits {
-                match new_block(ctx, topic, seq, needed) {
+                match new_block(ctx, topic, seq, needed, &mut self.grown) {
                     Ok((block, segment)) => {
                         let start = block.data_start;
                         let fresh = Piece {
@@ -305,7 +310,7 @@ impl TopicWriter {
     /// Seals the active block and starts a new one with room for `needed` bytes.
     fn rotate(&mut self, ctx: WriteCtx<'_>, topic: &Topic, needed: u64) -> Result<()> {
         let _span = tracing::debug_span!("walrus_rotate", topic = %topic.name).entered();
-        let (block, segment) = new_block(ctx, topic, self.next_seq, needed)?;
+        let (block, segment) = new_block(ctx, topic, self.next_seq, needed, &mut self.grown)?;
         topic.chain.write().push_back(Arc::clone(&block));
         topic.positions.push(Arc::clone(&block));
         self.seal_active(ctx);
@@ -350,16 +355,32 @@ impl TopicWriter {
     }
 }
 
+/// The bytes to ask the allocator for a new block of a topic whose extents so far took
+/// `grown` bytes, that must hold a header of `data_start` bytes and frames of `needed`.
+///
+/// Blocks grow with their topic: half of what it has taken so far, at most one block. A new
+/// topic starts with one small unit (4 KiB), so 10,000 topics of a few entries do not reserve
+/// 10,000 blocks, and the space a topic reserves but has not filled stays under about half of
+/// what it holds. A busy topic reaches whole blocks after about two blocks' worth of data.
+fn extent_request(alloc: &Allocator, grown: u64, data_start: u64, needed: u64) -> u64 {
+    // Room for the frames and, at the extent's end, its seal record.
+    let must = data_start + needed + SEAL_BYTES;
+    must.max((grown / 2).min(alloc.config().block_bytes))
+}
+
 /// Allocates an extent for `topic` and writes its block header (not yet in any chain).
+/// `grown` counts the topic's extent bytes ([`extent_request`]).
 fn new_block(
     ctx: WriteCtx<'_>,
     topic: &Topic,
     first_seq: u64,
     needed: u64,
+    grown: &mut u64,
 ) -> Result<(Arc<Block>, Arc<dyn Segment>)> {
     let data_start = block_header_len(&topic.name);
-    // Room for the entry and, at the extent's end, its seal record.
-    let extent = ctx.alloc.allocate(data_start + needed + SEAL_BYTES)?;
+    let request = extent_request(ctx.alloc, *grown, data_start, needed);
+    let extent = ctx.alloc.allocate(request)?;
+    *grown += extent.len();
     let Some(segment) = extent.file().segment() else {
         extent.abandon();
         return Err(Error::InvalidInput(
@@ -464,5 +485,37 @@ fn publish_pieces(topic: &Topic, pieces: &[Piece]) {
         } else {
             first.block.publish(first.end());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use walrus_alloc::{AllocConfig, Allocator};
+    use walrus_storage::MemStorage;
+
+    use super::extent_request;
+    use crate::format::SEAL_BYTES;
+
+    #[test]
+    fn extents_grow_with_the_topic_up_to_one_block() {
+        let storage = Arc::new(MemStorage::new());
+        let alloc = Allocator::new(storage, AllocConfig::default()).unwrap();
+        let block = AllocConfig::default().block_bytes;
+        // A new topic asks for what the entry needs: one small unit.
+        assert_eq!(extent_request(&alloc, 0, 48, 1056), 48 + 1056 + SEAL_BYTES);
+        // Then half of what it has taken so far...
+        assert_eq!(extent_request(&alloc, 12 << 10, 48, 1056), 6 << 10);
+        // ...never less than the entry needs, and never more than a block for growth alone.
+        assert_eq!(
+            extent_request(&alloc, 12 << 10, 48, 64 << 10),
+            48 + (64 << 10) + SEAL_BYTES
+        );
+        assert_eq!(extent_request(&alloc, 1 << 40, 48, 1056), block);
+        assert_eq!(
+            extent_request(&alloc, 1 << 40, 48, 3 * block),
+            48 + 3 * block + SEAL_BYTES
+        );
     }
 }

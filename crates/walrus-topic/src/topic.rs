@@ -31,9 +31,10 @@ impl Topic {
     ) -> Self {
         let floor = reader.persisted_seq.unwrap_or(0);
         let positions = crate::log::Positions::new(chain.clone(), floor, next_seq);
+        let grown = chain.iter().map(|block| block.extent.len()).sum();
         Self {
             name,
-            writer: Mutex::new(TopicWriter::new(next_seq)),
+            writer: Mutex::new(TopicWriter::new(next_seq, grown)),
             batch_active: AtomicBool::new(false),
             chain: RwLock::new(chain),
             reader: Mutex::new(reader),

@@ -354,6 +354,25 @@ impl WalrusBuilder {
         self
     }
 
+    /// Sets the unit of the small files that hold each topic's first extents (default 4 KiB;
+    /// 0 turns them off, so every extent is whole blocks). A new topic starts with one unit and
+    /// its extents grow with it to whole blocks, so many small topics do not each reserve a
+    /// block. Small files are used when blocks are at least four units.
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir()?;
+    /// let wal = walrus_rust::Walrus::builder()
+    ///     .data_dir(dir.path().to_path_buf())
+    ///     .small_unit_bytes(0)
+    ///     .build()?;
+    /// wal.append_for_topic("t", b"in a whole block")?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn small_unit_bytes(mut self, bytes: u64) -> Self {
+        self.alloc.small_unit_bytes = bytes;
+        self
+    }
+
     /// Sets the number of blocks per segment file (default 100).
     pub fn blocks_per_file(mut self, blocks: u32) -> Self {
         self.alloc.blocks_per_file = blocks;

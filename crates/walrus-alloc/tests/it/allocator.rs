@@ -9,6 +9,7 @@ pub(crate) fn small_config() -> AllocConfig {
     AllocConfig {
         block_bytes: 4096,
         blocks_per_file: 4,
+        small_unit_bytes: 4096,
         precreate: false,
         quiet: false,
     }
@@ -102,6 +103,7 @@ fn concurrent_allocations_never_overlap() {
     let config = AllocConfig {
         block_bytes: 4096,
         blocks_per_file: 8,
+        small_unit_bytes: 4096,
         precreate: true,
         quiet: false,
     };
@@ -133,4 +135,61 @@ fn concurrent_allocations_never_overlap() {
         .map(|i| (1 + (i % 3) * 4096).div_ceil(4096))
         .sum();
     assert_eq!(seen.len() as u64, 4 * per_thread);
+}
+
+fn config_with_small_units() -> AllocConfig {
+    AllocConfig {
+        block_bytes: 1 << 20,
+        blocks_per_file: 4,
+        small_unit_bytes: 4096,
+        precreate: false,
+        quiet: false,
+    }
+}
+
+#[test]
+fn small_requests_take_units_of_small_files_and_large_ones_take_blocks() {
+    let (_storage, alloc) = mem_allocator(config_with_small_units());
+    // Half a block at most: 512 KiB here (below the 1 MiB cap of SMALL_EXTENT_UNITS_MAX).
+    assert_eq!(alloc.small_extent_max(), 512 * 1024);
+    let one = alloc.allocate(1).unwrap();
+    let three = alloc.allocate(3 * 4096 - 5).unwrap();
+    let block = alloc.allocate(512 * 1024 + 1).unwrap();
+    assert_eq!((one.len(), one.file().block_bytes()), (4096, 4096));
+    assert_eq!(one.file().block_count(), walrus_alloc::SMALL_FILE_UNITS);
+    assert_eq!((three.first_block(), three.block_count()), (1, 3));
+    assert_eq!(three.offset(), one.offset() + 4096);
+    assert!(Arc::ptr_eq(one.file(), three.file()));
+    assert_eq!(
+        (block.len(), block.file().block_bytes()),
+        (1 << 20, 1 << 20)
+    );
+    assert_ne!(block.file().seq(), one.file().seq());
+}
+
+#[test]
+fn small_files_roll_over_when_their_units_run_out() {
+    let (storage, alloc) = mem_allocator(config_with_small_units());
+    let units = walrus_alloc::SMALL_FILE_UNITS;
+    let extents: Vec<_> = (0..units / 128 + 1)
+        .map(|_| alloc.allocate(128 * 4096).unwrap())
+        .collect();
+    let files: HashSet<u64> = extents.iter().map(|e| e.file().seq()).collect();
+    assert_eq!(files.len(), 2, "the last extent starts a second small file");
+    assert_eq!(extents.last().unwrap().first_block(), 0);
+    assert_eq!(storage.list().unwrap().len(), 2);
+}
+
+#[test]
+fn small_units_are_off_when_blocks_are_small_or_the_unit_is_zero() {
+    let (_storage, alloc) = mem_allocator(small_config());
+    assert_eq!(alloc.small_extent_max(), 0, "4 KiB blocks are not 4 units");
+    assert_eq!(alloc.allocate(1).unwrap().file().block_bytes(), 4096);
+    let off = AllocConfig {
+        small_unit_bytes: 0,
+        ..config_with_small_units()
+    };
+    let (_storage, alloc) = mem_allocator(off);
+    assert_eq!(alloc.small_extent_max(), 0);
+    assert_eq!(alloc.allocate(1).unwrap().len(), 1 << 20);
 }

@@ -58,6 +58,7 @@ fn unused_precreated_spare_is_removed_on_drop() {
     let config = AllocConfig {
         block_bytes: 4096,
         blocks_per_file: 4,
+        small_unit_bytes: 4096,
         precreate: true,
         quiet: false,
     };
@@ -106,6 +107,7 @@ fn deleted_file_space_is_returned(kind: BackendKind) {
     let config = AllocConfig {
         block_bytes: 1 << 20,
         blocks_per_file: 4,
+        small_unit_bytes: 4096,
         precreate: false,
         quiet: false,
     };
@@ -153,11 +155,12 @@ fn disk_blocks_are_freed_after_deletion() {
     let config = AllocConfig {
         block_bytes: 16 << 20,
         blocks_per_file: 4,
+        small_unit_bytes: 4096,
         precreate: false,
         quiet: false,
     };
     let alloc = Allocator::new(storage, config).unwrap();
-    let extent = alloc.allocate(1).unwrap();
+    let extent = alloc.allocate(config.block_bytes).unwrap();
     let used_before = allocated_bytes(dir.path());
     assert!(
         used_before >= 64 << 20,

@@ -22,6 +22,7 @@ mod model;
 mod namespaces;
 mod permissions;
 mod sizes;
+mod small_topics;
 mod stress;
 mod upgrade;
 mod upgrade_kill9;

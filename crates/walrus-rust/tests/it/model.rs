@@ -285,6 +285,8 @@ fn open(dir: &Path, fd: bool, schedule: FsyncSchedule, mode: ReadConsistency) ->
         .consistency(mode)
         .block_bytes(4096)
         .blocks_per_file(4)
+        // Topics start in small files (512-byte units, 32 per file) and grow into blocks.
+        .small_unit_bytes(512)
         .build()
         .expect("open")
 }

@@ -18,6 +18,7 @@ fn open(storage: &MemStorage) -> Arc<Engine> {
         alloc: AllocConfig {
             block_bytes: 1024,
             blocks_per_file: 4,
+            small_unit_bytes: 4096,
             precreate: false,
             quiet: true,
         },

@@ -219,6 +219,8 @@ mod tests {
             alloc: AllocConfig {
                 block_bytes: 64 * 1024,
                 blocks_per_file: 4,
+                // One block for the whole test, however small the topic starts.
+                small_unit_bytes: 0,
                 precreate: false,
                 quiet: true,
             },

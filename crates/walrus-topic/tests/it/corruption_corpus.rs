@@ -134,6 +134,7 @@ fn config(block_bytes: usize, scan_sealed: bool) -> EngineConfig {
         alloc: AllocConfig {
             block_bytes: block_bytes as u64,
             blocks_per_file: 4,
+            small_unit_bytes: 4096,
             precreate: false,
             quiet: true,
         },

@@ -15,6 +15,7 @@ fn config(fsync: FsyncSchedule) -> EngineConfig {
         alloc: AllocConfig {
             block_bytes: 16 * 1024,
             blocks_per_file: 4,
+            small_unit_bytes: 4096,
             precreate: false,
             quiet: false,
         },

@@ -64,6 +64,7 @@ fn config() -> EngineConfig {
         alloc: AllocConfig {
             block_bytes: 4096,
             blocks_per_file: 2,
+            small_unit_bytes: 4096,
             precreate: false,
             quiet: true,
         },

@@ -19,6 +19,7 @@ fn open(storage: &FaultyStorage) -> Arc<Engine> {
         alloc: AllocConfig {
             block_bytes: 1024,
             blocks_per_file: 8,
+            small_unit_bytes: 4096,
             precreate: false,
             quiet: true,
         },

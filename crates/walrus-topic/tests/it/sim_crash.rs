@@ -54,6 +54,8 @@ fn config(schedule: FsyncSchedule) -> EngineConfig {
         alloc: AllocConfig {
             block_bytes: 4096,
             blocks_per_file: 4,
+            // Topics start in 512-byte units of small files (32 per file) and grow to blocks.
+            small_unit_bytes: 512,
             precreate: false,
             quiet: true,
         },

@@ -16,6 +16,7 @@ pub(crate) fn config(block_bytes: u64, fsync: FsyncSchedule) -> EngineConfig {
         alloc: AllocConfig {
             block_bytes,
             blocks_per_file: 4,
+            small_unit_bytes: 4096,
             precreate: false,
             quiet: true,
         },

@@ -1,0 +1,185 @@
+//! Many small topics: each starts in a 4 KiB unit of a shared small file and its extents grow
+//! with it, so 1,000 topics of 16 entries take about their data's size on disk, not a 10 MiB
+//! block each (10 GB), and every entry reads back after a reopen.
+
+use std::{os::unix::fs::MetadataExt, path::Path};
+
+use walrus_rust::{FsyncSchedule, Walrus};
+
+const TOPICS: usize = 1000;
+const ENTRIES: usize = 16;
+const ENTRY_BYTES: usize = 1024;
+
+fn entry(topic: usize, index: usize) -> Vec<u8> {
+    let mut bytes = vec![(topic % 251) as u8; ENTRY_BYTES];
+    bytes[..16].copy_from_slice(
+        &((topic as u64) << 32 | index as u64)
+            .to_le_bytes()
+            .repeat(2),
+    );
+    bytes
+}
+
+fn open(dir: &Path, fd: bool) -> Walrus {
+    // Default geometry (10 MiB blocks, 100 per file, 4 KiB small units).
+    Walrus::builder()
+        .data_dir(dir.to_path_buf())
+        .fd_backend(fd)
+        .fsync_schedule(FsyncSchedule::Milliseconds(200))
+        .build()
+        .unwrap()
+}
+
+/// `(apparent, allocated)` bytes of the segment files under `dir`.
+fn segment_bytes(dir: &Path) -> (u64, u64) {
+    let mut totals = (0, 0);
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for item in std::fs::read_dir(dir).unwrap() {
+            let item = item.unwrap();
+            let meta = item.metadata().unwrap();
+            if meta.is_dir() {
+                stack.push(item.path());
+            } else if item.path().extension().is_some_and(|e| e == "wal") {
+                totals.0 += meta.len();
+                totals.1 += meta.blocks() * 512;
+            }
+        }
+    }
+    totals
+}
+
+fn many_small_topics_take_about_their_size(fd: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let wal = open(dir.path(), fd);
+        for index in 0..ENTRIES {
+            for topic in 0..TOPICS {
+                wal.append_for_topic(&format!("topic-{topic:05}"), &entry(topic, index))
+                    .unwrap();
+            }
+        }
+        wal.flush().unwrap();
+    }
+    let payload = (TOPICS * ENTRIES * ENTRY_BYTES) as u64;
+    let (apparent, allocated) = segment_bytes(dir.path());
+    eprintln!("{TOPICS} topics: {apparent} apparent, {allocated} allocated, {payload} payload");
+    // 16 entries of 1 KiB take 4 + 4 + 4 + 8 KiB of units: 1.25 bytes per payload byte, plus
+    // the unused rest of the small file being filled (at most one 8 MiB file).
+    let bound = payload * 3 / 2 + (8 << 20);
+    assert!(
+        apparent <= bound && allocated <= bound,
+        "{apparent} apparent / {allocated} allocated bytes for {payload} payload bytes"
+    );
+    let wal = open(dir.path(), fd);
+    for topic in (0..TOPICS).step_by(7) {
+        let name = format!("topic-{topic:05}");
+        for index in 0..ENTRIES {
+            let got = wal.read_next(&name, true).unwrap().expect("entry");
+            assert_eq!(got.data, entry(topic, index), "{name} entry {index}");
+        }
+        assert!(wal.read_next(&name, true).unwrap().is_none());
+    }
+}
+
+#[test]
+fn many_small_topics_take_about_their_size_fd() {
+    many_small_topics_take_about_their_size(true);
+}
+
+#[test]
+fn many_small_topics_take_about_their_size_mmap() {
+    many_small_topics_take_about_their_size(false);
+}
+
+/// A topic that keeps growing leaves the small files: after 64 MiB it has reached whole
+/// blocks, so it holds few extents (here: at most 24 files' worth of headers to read).
+#[test]
+fn a_growing_topic_reaches_whole_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = open(dir.path(), true);
+    let entry = vec![7u8; 64 * 1024];
+    for _ in 0..1024 {
+        wal.append_for_topic("big", &entry).unwrap();
+    }
+    wal.flush().unwrap();
+    let (apparent, _) = segment_bytes(dir.path());
+    // Small files hold its first ~2 MiB; then 10 MiB blocks in one 1 GiB file (plus the
+    // spare created half way through the small file).
+    assert!(
+        apparent >= 100 * (10 << 20),
+        "whole blocks in an ordinary file: {apparent}"
+    );
+    let (small_files, files) = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "wal"))
+        .fold((0, 0), |(small, all), e| {
+            let len = e.metadata().unwrap().len();
+            (small + usize::from(len < 16 << 20), all + 1)
+        });
+    assert!(
+        small_files <= 2 && files <= 4,
+        "{small_files} small of {files} files"
+    );
+}
+
+/// Child side: 10,000 topics x 16 entries of 1 KiB on the fd backend under the default limit
+/// of 1,024 descriptors its parent set; prints the errors and the descriptors it holds.
+#[test]
+#[ignore = "run as a child process by ten_thousand_topics_fit_the_default_descriptor_limit"]
+fn child_writes_ten_thousand_topics() {
+    let Some(dir) = std::env::var_os("WALRUS_TEST_DIR") else {
+        return;
+    };
+    println!();
+    let wal = open(Path::new(&dir), true);
+    let mut errors = 0;
+    for index in 0..ENTRIES {
+        for topic in 0..10 * TOPICS {
+            let name = format!("topic-{topic:05}");
+            errors += usize::from(wal.append_for_topic(&name, &entry(topic, index)).is_err());
+        }
+    }
+    errors += usize::from(wal.flush().is_err());
+    let fds = std::fs::read_dir("/proc/self/fd").unwrap().count();
+    println!("DONE errors={errors} fds={fds}");
+}
+
+/// Descriptors follow segment files, not topics: 10,000 small topics share a few small files,
+/// so a process under the usual limit of 1,024 descriptors writes them all without `EMFILE`.
+#[test]
+fn ten_thousand_topics_fit_the_default_descriptor_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -n 1024 && exec \"$0\" \"$@\"")
+        .arg(std::env::current_exe().unwrap())
+        .args([
+            "--ignored",
+            "--exact",
+            "small_topics::child_writes_ten_thousand_topics",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("WALRUS_TEST_DIR", dir.path())
+        .env("WALRUS_QUIET", "1")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "child failed: {stdout}");
+    let done = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("DONE "))
+        .expect("DONE line");
+    let fds: usize = done.rsplit_once("fds=").unwrap().1.parse().unwrap();
+    assert!(done.starts_with("errors=0 "), "{done}");
+    assert!(fds < 100, "{fds} descriptors open for 10,000 topics");
+    let payload = (10 * TOPICS * ENTRIES * ENTRY_BYTES) as u64;
+    let (apparent, allocated) = segment_bytes(dir.path());
+    eprintln!(
+        "10,000 topics: {done}, {apparent} apparent, {allocated} allocated, {payload} payload"
+    );
+    assert!(apparent <= payload * 3 / 2 && allocated <= payload * 3 / 2);
+}
