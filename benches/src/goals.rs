@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use crate::{
-    plan::RANGE_ENTRIES,
+    plan::{RANGE_ENTRIES, thousands},
     report::{field, limits, num, ok, ratio},
     suite::si,
     wal,
@@ -14,6 +14,13 @@ use crate::{
 const BACKENDS: &[(&str, &str)] = &[("walrus", "fd"), ("walrus-mmap", "mmap")];
 /// 1 GiB: the reopen goals compare the reopen after 4 GiB with the one after 1 GiB.
 const GIB: u64 = 1 << 30;
+/// Many small topics: at most this many bytes on disk (apparent and allocated) per payload
+/// byte.
+pub const TOPICS_DISK_MAX: f64 = 1.5;
+/// Many small topics: at most this many file descriptors held by the log, a quarter of the
+/// usual soft limit of 1,024, so that the application keeps most of it for its own files and
+/// sockets.
+pub const TOPICS_FDS_MAX: f64 = 256.0;
 
 /// One goal of the issue, checked.
 #[derive(Debug, Clone)]
@@ -143,19 +150,22 @@ pub fn goals(rows: &[Fields]) -> Vec<Goal> {
         Some(3.0),
         format!("{:.2} appends per fsync", per_fsync.unwrap_or(0.0)),
     ));
-    let b = pick(rows, "walrus", "batch", None, Some(1));
-    let rb = pick(rows, "raft-engine", "batch", None, Some(1));
-    out.push(goal(
-        "batch appends >= 1.2x raft-engine",
-        ops(b),
-        ops(rb).map(|r| 1.2 * r),
-        format!(
-            "walrus {}/s vs raft-engine {}/s = {}",
-            si(ops(b).unwrap_or(0.0)),
-            si(ops(rb).unwrap_or(0.0)),
-            ratio(ops(b), ops(rb))
-        ),
-    ));
+    // Batches of 256, normal (fsync every 200 ms) and durable, at every T the run has.
+    for (sync, what) in [("200ms", "batch appends"), ("sync-each", "durable batches")] {
+        for t in [1, 2, 4] {
+            let w = ops(pick(rows, "walrus", "batch", Some(sync), Some(t)));
+            let r = ops(pick(rows, "raft-engine", "batch", Some(sync), Some(t)));
+            let (a, b) = (si(w.unwrap_or(0.0)), si(r.unwrap_or(0.0)));
+            let m = format!("walrus {a}/s vs raft-engine {b}/s = {}", ratio(w, r));
+            out.push(goal(
+                &format!("{what} T={t} >= 1.2x raft-engine"),
+                w,
+                r.map(|r| 1.2 * r),
+                m,
+            ));
+        }
+    }
+    let b = pick(rows, "walrus", "batch", Some("200ms"), Some(1));
     let bmb = b.and_then(|r| num(r, "mb_per_s"));
     out.push(goal(
         "batch appends >= 0.9x buffered sequential write bandwidth",
@@ -171,6 +181,7 @@ pub fn goals(rows: &[Fields]) -> Vec<Goal> {
     out.extend(read_goals(rows));
     out.extend(position_goals(rows));
     out.extend(reopen_goals(rows));
+    out.extend(many_topics_goals(rows));
     out.extend(crate::migrate::goal(rows));
     out
 }
@@ -312,6 +323,58 @@ fn at_most(
             _ => None,
         },
     }
+}
+
+/// A goal that a value is at most `limit` (both, for a pair: see [`many_topics_goals`]).
+fn ceiling(text: String, values: &[Option<f64>], limit: f64, measured: String) -> Goal {
+    Goal {
+        text,
+        measured,
+        met: values
+            .iter()
+            .try_fold(true, |met, v| v.map(|v| met && v <= limit)),
+    }
+}
+
+/// After many small topics (the suite's 10,000 x 16 entries of 1 KiB), for both walrus
+/// backends: disk per payload byte <= [`TOPICS_DISK_MAX`], apparent and allocated, and at
+/// most [`TOPICS_FDS_MAX`] file descriptors held open by the log.
+pub fn many_topics_goals(rows: &[Fields]) -> Vec<Goal> {
+    let mut out = Vec::new();
+    for &(system, backend) in BACKENDS {
+        let row = pick(rows, system, "many-topics", None, None).filter(|r| !r.contains_key("na"));
+        let get = |k: &str| row.and_then(|r| num(r, k));
+        let topics = row.map_or("-".into(), |r| {
+            thousands(num(r, "topics").unwrap_or(0.0) as usize)
+        });
+        let (apparent, allocated) = (get("apparent_per_payload"), get("disk_per_payload"));
+        out.push(ceiling(
+            format!(
+                "many topics ({backend}): disk <= {TOPICS_DISK_MAX}x payload, apparent and \
+                 allocated"
+            ),
+            &[apparent, allocated],
+            TOPICS_DISK_MAX,
+            format!(
+                "{system}, {topics} topics: {:.2}x apparent, {:.2}x allocated of {:.0} MiB",
+                apparent.unwrap_or(0.0),
+                allocated.unwrap_or(0.0),
+                get("payload_bytes").unwrap_or(0.0) / (1 << 20) as f64
+            ),
+        ));
+        let fds = get("open_fds");
+        out.push(ceiling(
+            format!("many topics ({backend}): <= {TOPICS_FDS_MAX} fds open (soft limit 1,024)"),
+            &[fds],
+            TOPICS_FDS_MAX,
+            format!(
+                "{system}, {topics} topics: {:.0} fds ({:.0} in the process)",
+                fds.unwrap_or(0.0),
+                get("fds_after").unwrap_or(0.0)
+            ),
+        ));
+    }
+    out
 }
 
 /// Reopen after 4 GiB <= 1.5x after 1 GiB, after 1 GiB <= raft-engine, and >= 10x faster than
@@ -461,5 +524,68 @@ mod tests {
         assert!(table.contains("n/a: no index"), "{table}");
         assert!(table.contains("40 us in 2000 ms"), "{table}");
         assert!(table.contains("12.5"), "{table}");
+    }
+
+    #[test]
+    fn many_topics_goals_and_table() {
+        let topics = |system: &str, apparent: &str, allocated: &str, fds: &str| {
+            row(&[
+                ("group", "many small topics"),
+                ("system", system),
+                ("workload", "many-topics"),
+                ("topics", "10000"),
+                ("ops_per_s", "250000"),
+                ("p99_us", "9.5"),
+                ("payload_bytes", "163840000"),
+                ("apparent_per_payload", apparent),
+                ("disk_per_payload", allocated),
+                ("disk_bytes", "167772160"),
+                ("open_fds", fds),
+                ("fds_after", "12"),
+            ])
+        };
+        let mut na = topics("walrus-0.2.0", "0", "0", "0");
+        na.insert("na".into(), "10 MiB per topic".into());
+        let mut raft = topics("raft-engine", "1.1", "1.2", "3");
+        raft.insert("ops_per_s".into(), "125000".into());
+        let rows = vec![
+            topics("walrus", "1.02", "1.5", "7"),
+            topics("walrus-mmap", "1.02", "1.6", "300"),
+            raft,
+            na,
+        ];
+        let g = many_topics_goals(&rows);
+        let find = |text: &str| g.iter().find(|g| g.text.starts_with(text)).unwrap();
+        assert_eq!(
+            find("many topics (fd): disk").met,
+            Some(true),
+            "1.5 is the limit"
+        );
+        assert!(
+            find("many topics (fd): disk")
+                .measured
+                .contains("10,000 topics: 1.02x apparent, 1.50x allocated of 156 MiB")
+        );
+        assert_eq!(find("many topics (fd): <= 256 fds").met, Some(true));
+        assert_eq!(
+            find("many topics (mmap): disk").met,
+            Some(false),
+            "allocated"
+        );
+        assert_eq!(find("many topics (mmap): <= 256 fds").met, Some(false));
+        assert!(
+            goals(&rows)
+                .iter()
+                .any(|g| g.text.starts_with("many topics (fd)"))
+        );
+        assert_eq!(many_topics_goals(&rows[2..])[0].met, None, "not run");
+        let table = crate::report::table(&rows);
+        assert!(table.contains("allocated/payload"), "{table}");
+        assert!(table.contains("n/a: 10 MiB per topic"), "{table}");
+        assert!(table.contains("7 (12)"), "{table}");
+        assert!(
+            table.contains("2.00x"),
+            "walrus/raft-engine appends: {table}"
+        );
     }
 }

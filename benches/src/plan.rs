@@ -14,6 +14,7 @@ use crate::{
     workload::{
         Fields, Workload,
         positions::{IDLE_WAIT, READ_AT_OPS, READ_RANGE_OPS},
+        topics::{ENTRY_BYTES, payload_bytes},
     },
 };
 
@@ -35,6 +36,12 @@ pub const RANGE_ENTRIES: usize = 1000;
 /// Length of the `tail-follow` cells' writer (one append per millisecond): quick, `--full`.
 pub const TAIL_SECS: [u64; 2] = [2, 5];
 
+/// Topics of the many-topics cells, in the quick run as in `--full` (the issue's count: a
+/// log that costs a block or a file per topic shows it at this scale).
+pub const MANY_TOPICS: usize = 10_000;
+/// Entries written to each topic of the many-topics cells.
+pub const MANY_TOPICS_ENTRIES: usize = 16;
+
 /// `256 MiB`, `1 GiB`.
 pub fn size(bytes: u64) -> String {
     if bytes >= 1 << 30 {
@@ -54,12 +61,13 @@ pub fn reopen_group(bytes: u64) -> String {
 }
 
 /// The issue's workloads on `systems`: quick (2 s write cells, T = 1, 2, 4) or full (10 s,
-/// T up to 8); the read, reopen and import cells have the same sizes in both.
+/// single appends up to T = 8); batches (normal and durable) at T = 1, 2, 4 in both; the
+/// read, reopen and import cells have the same sizes in both.
 pub fn suite_cells(full: bool, systems: &[String]) -> Vec<Cell> {
     let (dur, threads, batch_threads): (_, &[usize], &[usize]) = if full {
         (Duration::from_secs(10), &[1, 2, 4, 8], &[1, 2, 4])
     } else {
-        (Duration::from_secs(2), &[1, 2, 4], &[1])
+        (Duration::from_secs(2), &[1, 2, 4], &[1, 2, 4])
     };
     let mut cells = vec![
         Cell::new(
@@ -104,6 +112,15 @@ pub fn suite_cells(full: bool, systems: &[String]) -> Vec<Cell> {
                 .batch(256)
         });
     }
+    for &t in batch_threads {
+        let g =
+            format!("durable batches of 256 x 500-1000 B (acknowledged after fdatasync), T={t}");
+        every(&g, &mut cells, &|g, s| {
+            Cell::new(g, s, Workload::Batch, t, SyncMode::Each)
+                .duration(dur)
+                .batch(256)
+        });
+    }
     let read = |g: &str, s: &str, w| {
         Cell::new(g, s, w, READ_TOPICS, SyncMode::Interval(200))
             .duration(dur)
@@ -134,6 +151,7 @@ pub fn suite_cells(full: bool, systems: &[String]) -> Vec<Cell> {
                 .fill(bytes, REOPEN_TOPICS)
         });
     }
+    cells.extend(many_topics_cells(systems, MANY_TOPICS, MANY_TOPICS_ENTRIES));
     cells.extend(positions_cells(full, systems));
     cells.extend(migrate::cells(systems));
     cells
@@ -183,8 +201,32 @@ pub fn positions_cells(full: bool, systems: &[String]) -> Vec<Cell> {
     cells
 }
 
+/// The `many-topics` cells: `entries` rounds of one 1 KiB entry to each of `topics` topics,
+/// one writer, fsync every 200 ms as in the write cells. Every system runs but walrus-uring:
+/// io_uring serves only batches, so its single appends are walrus's. Those that cannot hold
+/// that many topics give an `n/a` row.
+pub fn many_topics_cells(systems: &[String], topics: usize, entries: usize) -> Vec<Cell> {
+    let g = format!(
+        "many small topics: {} topics x {entries} entries of {} KiB, round-robin, 1 writer, \
+         fsync every 200 ms (disk per payload byte and fds after a final flush)",
+        thousands(topics),
+        ENTRY_BYTES >> 10
+    );
+    systems
+        .iter()
+        .filter(|s| s.as_str() != "walrus-uring")
+        .map(|s| {
+            // `batch` is the entries per topic; `fill_bytes` records the payload, which also
+            // gives the runner's time limit room for it.
+            Cell::new(&g, s, Workload::ManyTopics, 1, SyncMode::Interval(200))
+                .batch(entries)
+                .fill(payload_bytes(topics, entries), topics)
+        })
+        .collect()
+}
+
 /// `10,000`.
-fn thousands(n: usize) -> String {
+pub(crate) fn thousands(n: usize) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
@@ -329,7 +371,40 @@ mod tests {
                 .filter(|c| c.params.workload == Workload::ReadRange)
                 .all(|c| c.params.bytes == 1 << 30 && c.params.batch == RANGE_ENTRIES)
         );
+        assert_eq!(count(Workload::ManyTopics), systems.len());
+        let many: Vec<_> = cells
+            .iter()
+            .filter(|c| c.params.workload == Workload::ManyTopics)
+            .collect();
+        assert!(many.iter().all(|c| {
+            let p = &c.params;
+            p.topics == MANY_TOPICS
+                && p.batch == MANY_TOPICS_ENTRIES
+                && p.threads == 1
+                && p.sync == SyncMode::Interval(200)
+                && p.bytes == (MANY_TOPICS * MANY_TOPICS_ENTRIES) as u64 * 1024
+        }));
+        assert_eq!(
+            suite_cells(true, &systems)
+                .iter()
+                .filter(|c| c.params.workload == Workload::ManyTopics)
+                .count(),
+            systems.len(),
+            "in --full too"
+        );
         assert_eq!(thousands(10_000), "10,000");
         assert_eq!(thousands(200), "200");
+    }
+
+    #[test]
+    fn many_topics_cells_skip_uring() {
+        let systems: Vec<String> = ["walrus", "walrus-uring", "walrus-0.2.0"]
+            .map(String::from)
+            .to_vec();
+        let cells = many_topics_cells(&systems, 200, 4);
+        let names: Vec<&str> = cells.iter().map(|c| c.params.system.as_str()).collect();
+        assert_eq!(names, ["walrus", "walrus-0.2.0"], "0.2.0 gives an n/a row");
+        assert!(cells[0].group.contains("200 topics x 4 entries of 1 KiB"));
+        assert_eq!(cells[0].params.bytes, 200 * 4 * 1024);
     }
 }

@@ -34,6 +34,12 @@ pub const COLUMNS: &[&str] = &[
     "disk_bytes",
     "payload_bytes",
     "disk_per_payload",
+    "apparent_bytes",
+    "apparent_per_payload",
+    "fds_before",
+    "fds_after",
+    "open_fds",
+    "flush_ms",
     "write_ops_per_s",
     "append_ops_per_s",
     "overwrite_ops_per_s",
@@ -211,6 +217,11 @@ pub fn table(rows: &[Fields]) -> String {
             reopen_section(&mut out, &section, reference);
         } else if section
             .iter()
+            .any(|r| field(r, "workload") == "many-topics")
+        {
+            topics_section(&mut out, &section, reference);
+        } else if section
+            .iter()
             .any(|r| field(r, "workload") == "tail-follow")
         {
             tail_section(&mut out, &section);
@@ -251,6 +262,47 @@ fn reopen_section(out: &mut String, section: &[&Fields], reference: Option<&Fiel
             ratio(
                 num(r, "reopen_ms"),
                 reference.and_then(|w| num(w, "reopen_ms"))
+            ),
+        );
+    }
+}
+
+/// The many-topics cells: append rate, disk per payload byte (apparent: file lengths,
+/// allocated: blocks) and the file descriptors the system holds open (the process's total in
+/// parentheses).
+fn topics_section(out: &mut String, section: &[&Fields], reference: Option<&Fields>) {
+    let _ = writeln!(
+        out,
+        "  {:<NAME$} {:>9} {:>8} {:>8} {:>16} {:>17} {:>9} {:>14} {:>9}",
+        "system",
+        "appends/s",
+        "p99 us",
+        "flush ms",
+        "apparent/payload",
+        "allocated/payload",
+        "disk MiB",
+        "open fds (all)",
+        "walrus/x"
+    );
+    for r in section {
+        if failed(out, r) {
+            continue;
+        }
+        let n = |k: &str| num(r, k).unwrap_or(0.0);
+        let _ = writeln!(
+            out,
+            "  {:<NAME$} {:>9} {:>8.1} {:>8.1} {:>16.3} {:>17.3} {:>9.1} {:>14} {:>9}",
+            label(r),
+            si(n("ops_per_s")),
+            n("p99_us"),
+            n("flush_ms"),
+            n("apparent_per_payload"),
+            n("disk_per_payload"),
+            n("disk_bytes") / (1 << 20) as f64,
+            format!("{:.0} ({:.0})", n("open_fds"), n("fds_after")),
+            ratio(
+                reference.and_then(|w| num(w, "ops_per_s")),
+                num(r, "ops_per_s")
             ),
         );
     }
@@ -440,6 +492,16 @@ pub fn notes(rows: &[Fields]) -> String {
              0; 'from call': minus the clock right before append was called); idle waiter \
              CPU = /proc/thread-self/schedstat of a thread in wait_for with no writer",
             "tail follow"
+        );
+    }
+    if rows.iter().any(|r| field(r, "workload") == "many-topics") {
+        let _ = writeln!(
+            out,
+            "  {:<NAME$} measured after the final flush, the system still open: apparent = sum \
+             of st_size, allocated = sum of st_blocks x 512 over every file in its directory, \
+             each over the payload; open fds = entries of /proc/self/fd after, minus before the \
+             open (all: after); appends/s excludes the flush",
+            "many topics"
         );
     }
     if rows.iter().any(|r| field(r, "workload") == "reopen") {

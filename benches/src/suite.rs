@@ -306,6 +306,15 @@ fn summary(group: &str, label: &str, row: &Fields) -> String {
             num("import_vs_disk").unwrap_or(0.0),
         );
     }
+    if let Some(fds) = num("open_fds") {
+        return format!(
+            "{group:<28} {label}: {} appends/s, disk/payload {:.2} apparent, {:.2} allocated, \
+             {fds:.0} fds open",
+            si(num("ops_per_s").unwrap_or(0.0)),
+            num("apparent_per_payload").unwrap_or(0.0),
+            num("disk_per_payload").unwrap_or(0.0),
+        );
+    }
     if let Some(ms) = num("reopen_ms") {
         return format!(
             "{group:<28} {label}: reopen {ms:.1} ms (open {:.1} ms), disk/payload {:.2}",

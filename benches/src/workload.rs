@@ -64,6 +64,10 @@ pub enum Workload {
     /// Walrus only: wake-up latency of a reader blocked in `TopicLog::wait_for` behind a
     /// writer appending every millisecond for `duration`, then an idle waiter's CPU time.
     TailFollow,
+    /// `batch` rounds of one 1 KiB entry to each of `topics` topics, round-robin on one
+    /// thread, then a flush: the append rate, disk used per payload byte and the file
+    /// descriptors held open (see `workload/topics.rs`).
+    ManyTopics,
 }
 
 const WORKLOADS: &[(Workload, &str)] = &[
@@ -81,6 +85,7 @@ const WORKLOADS: &[(Workload, &str)] = &[
     (Workload::ReadAt, "read-at"),
     (Workload::ReadRange, "read-range"),
     (Workload::TailFollow, "tail-follow"),
+    (Workload::ManyTopics, "many-topics"),
 ];
 
 impl fmt::Display for Workload {
@@ -351,14 +356,32 @@ fn batch_loop(
 
 /// Bytes allocated on disk under `dir` (blocks, not apparent sizes: preallocation counts).
 pub fn disk_usage(dir: &Path) -> u64 {
-    let mut total = 0;
+    disk_sizes(dir).allocated
+}
+
+/// The size of the files under a directory, two ways.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DiskSizes {
+    /// Sum of the files' lengths (`st_size`): what `ls -l` shows, holes and all.
+    pub apparent: u64,
+    /// Sum of the blocks the files hold (`st_blocks * 512`): what `du` shows, preallocated
+    /// space included and holes excluded.
+    pub allocated: u64,
+}
+
+/// [`DiskSizes`] of every file under `dir`, recursively.
+pub fn disk_sizes(dir: &Path) -> DiskSizes {
+    let mut total = DiskSizes::default();
     if let Ok(entries) = std::fs::read_dir(dir) {
         for e in entries.flatten() {
             let Ok(meta) = e.metadata() else { continue };
             if meta.is_dir() {
-                total += disk_usage(&e.path());
+                let sub = disk_sizes(&e.path());
+                total.apparent += sub.apparent;
+                total.allocated += sub.allocated;
             } else {
-                total += meta.blocks() * 512;
+                total.apparent += meta.size();
+                total.allocated += meta.blocks() * 512;
             }
         }
     }
@@ -458,6 +481,7 @@ pub fn run(p: &Params) -> Result<Fields> {
         Workload::Reopen => read::reopen(p, &mut fields)?,
         Workload::ReadAt | Workload::ReadRange => positions::read_positions(p, &mut fields)?,
         Workload::TailFollow => positions::tail_follow(p, &mut fields)?,
+        Workload::ManyTopics => topics::many_topics(p, &mut fields)?,
     }
     Ok(fields)
 }
@@ -465,6 +489,7 @@ pub fn run(p: &Params) -> Result<Fields> {
 mod disk;
 pub mod positions;
 mod read;
+pub mod topics;
 
 use disk::{fdatasync_rate, seq_write};
 use read::ReadMode;

@@ -6,6 +6,8 @@
 //! harness migrate [--out DIR] [--tmp DIR]   (the 0.2.0 import cell of the suite alone)
 //! harness positions [--quick|--full] [--systems a,b] [--out DIR]   (the suite's read_at,
 //!     read_range and tail-follow cells alone)
+//! harness many-topics [--topics N] [--systems a,b] [--out DIR] [--tmp DIR]   (the suite's
+//!     many-small-topics cells alone, at N topics: 10,000 by default)
 //! harness show suite|writes|reads|scaling|batch-scaling [--out DIR]
 //! harness child key=value...   (internal: one cell, prints TICK and RESULT lines)
 //! ```
@@ -32,11 +34,13 @@ use walrus_benches::{
 };
 
 const USAGE: &str =
-    "usage: harness <suite|writes|reads|scaling|batch-scaling|positions|show KIND> \
+    "usage: harness <suite|writes|reads|scaling|batch-scaling|positions|many-topics|show KIND> \
                      [options]
 
   positions          the suite's log-primitive cells alone: random read_at and read_range
                      (128 MiB, --full 1 GiB) and tail-follow wake-ups (walrus)
+  many-topics        the suite's many-small-topics cells alone: N topics x 16 entries of
+                     1 KiB round-robin, disk per payload byte and open fds
 
 options:
   --quick            2 s write cells, T up to 4 (default; about 5 minutes on 2 cores)
@@ -45,6 +49,7 @@ options:
   --systems a,b      systems to run (default: all in this build; env SYSTEMS)
   --out DIR          results directory (default target/bench-results)
   --tmp DIR          parent of the per-cell data directories (default: the temp dir)
+  --topics N         many-topics only: topics to write (default 10,000)
 
 seed workloads (writes, reads, scaling, batch-scaling) read the environment:
   FSYNC=sync-each|no-fsync|async|<n>ms   (default async = 1000 ms)
@@ -61,6 +66,8 @@ struct Options {
     explicit: bool,
     out: PathBuf,
     tmp: PathBuf,
+    /// Topics of the many-topics cells (`--topics`).
+    topics: usize,
 }
 
 fn parse_options(args: &[String]) -> Result<Options> {
@@ -70,6 +77,7 @@ fn parse_options(args: &[String]) -> Result<Options> {
         explicit: false,
         out: PathBuf::from("target/bench-results"),
         tmp: env::temp_dir(),
+        topics: plan::MANY_TOPICS,
     };
     let mut systems = env::var("SYSTEMS").ok();
     let mut it = args.iter();
@@ -80,6 +88,10 @@ fn parse_options(args: &[String]) -> Result<Options> {
             "--systems" => systems = Some(it.next().context("--systems needs a list")?.clone()),
             "--out" => opts.out = PathBuf::from(it.next().context("--out needs a path")?),
             "--tmp" => opts.tmp = PathBuf::from(it.next().context("--tmp needs a path")?),
+            "--topics" => {
+                let n = it.next().context("--topics needs a number")?;
+                opts.topics = n.parse().with_context(|| format!("bad --topics {n:?}"))?;
+            }
             other => bail!("unknown option {other:?}\n{USAGE}"),
         }
     }
@@ -173,6 +185,30 @@ fn positions(opts: &Options) -> Result<()> {
     if let Some(p) = plan::positions_plot(&opts.out, &rows)? {
         println!("plot: {}", p.display());
     }
+    Ok(())
+}
+
+/// The suite's many-topics cells alone, at `--topics` topics (`many_topics.csv`,
+/// `many_topics.txt`).
+fn many_topics(opts: &Options) -> Result<()> {
+    let start = Instant::now();
+    let cells = plan::many_topics_cells(&opts.systems, opts.topics, plan::MANY_TOPICS_ENTRIES);
+    let outcomes = runner(opts, Vec::new())?.run_all("many-topics", &cells)?;
+    let rows = rows(&outcomes);
+    let csv = opts.out.join("many_topics.csv");
+    report::write_csv(&csv, &rows)?;
+    let mut text = format!(
+        "Many small topics, {} cells in {:.0} s\n{}\nresults: {}\n",
+        cells.len(),
+        start.elapsed().as_secs_f64(),
+        machine::describe(&opts.tmp),
+        csv.display()
+    );
+    text.push_str(&report::table(&rows));
+    text.push_str(&report::goals_text(&goals::many_topics_goals(&rows)));
+    text.push_str(&report::notes(&rows));
+    println!("{text}");
+    std::fs::write(opts.out.join("many_topics.txt"), &text)?;
     Ok(())
 }
 
@@ -455,6 +491,7 @@ fn run(args: &[String]) -> Result<()> {
         "suite" => suite(&parse_options(&args[1..])?),
         "writes" | "reads" | "scaling" | "batch-scaling" => seed(cmd, &parse_options(&args[1..])?),
         "positions" => positions(&parse_options(&args[1..])?),
+        "many-topics" => many_topics(&parse_options(&args[1..])?),
         "migrate" => migrate::alone(&runner(&parse_options(&args[1..])?, Vec::new())?),
         "show" => {
             let kind = args

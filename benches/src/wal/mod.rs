@@ -153,6 +153,17 @@ pub fn reads_by_position(system: &str) -> Result<(), &'static str> {
     }
 }
 
+/// Whether `system` can hold the `many-topics` cells' 10,000 topics at a sensible cost;
+/// `Err` says why not, for the report's `n/a` rows (such a cell opens nothing).
+pub fn holds_many_topics(system: &str) -> Result<(), &'static str> {
+    match system {
+        "walrus" | "walrus-uring" | "walrus-mmap" | "raft-engine" | "rocksdb" => Ok(()),
+        "walrus-0.2.0" => Err("preallocates a 10 MiB block per topic (100 GB at 10,000 topics)"),
+        "okaywal" => Err("no topics (one log, positions kept in memory): nothing per topic"),
+        _ => Err("unknown system"),
+    }
+}
+
 /// A note on how a system was configured, for the report.
 pub fn note(system: &str) -> &'static str {
     match system {

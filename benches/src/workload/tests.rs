@@ -128,3 +128,52 @@ fn thread_cpu_counts_this_thread_only() {
         }
     }
 }
+
+#[test]
+fn many_topics_runs_small() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut systems = vec!["walrus", "walrus-mmap"];
+    if cfg!(feature = "peers") {
+        systems.push("raft-engine");
+    }
+    for system in systems {
+        let mut p = small(system, Workload::ManyTopics, dir.path());
+        (p.topics, p.batch) = (8, 4);
+        let f = run(&p).unwrap();
+        assert_eq!(f["ops"], "32", "{system}: 4 rounds over 8 topics");
+        let payload = topics::payload_bytes(8, 4);
+        assert_eq!(f["payload_bytes"], payload.to_string(), "{system}");
+        assert_eq!(f["bytes"], payload.to_string(), "{system}");
+        // Flushed: every payload byte is in some file (nothing here compresses).
+        let apparent: u64 = f["apparent_bytes"].parse().unwrap();
+        assert!(apparent >= payload, "{system}: {apparent} < {payload}");
+        let per: f64 = f["apparent_per_payload"].parse().unwrap();
+        assert!((per - apparent as f64 / payload as f64).abs() < 1e-3);
+        assert!(f["disk_per_payload"].parse::<f64>().unwrap() > 0.0);
+        // Other tests open files at the same time, so only the fields' presence is certain.
+        assert!(f["fds_after"].parse::<usize>().unwrap() > 0, "{system}");
+        assert!(f.contains_key("open_fds") && f.contains_key("flush_ms"));
+    }
+    // walrus 0.2.0 would preallocate 10 MiB per topic: an n/a row, nothing opened.
+    let f = run(&small("walrus-0.2.0", Workload::ManyTopics, dir.path())).unwrap();
+    assert!(f.contains_key("na") && !f.contains_key("ops"));
+    let mut p = small("walrus", Workload::ManyTopics, dir.path());
+    p.batch = 0;
+    assert!(run(&p).is_err(), "no entries per topic");
+}
+
+#[test]
+fn disk_sizes_count_holes_and_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    std::fs::write(dir.path().join("sub/a"), vec![7u8; 8192]).unwrap();
+    // A sparse file: 1 MiB long, no blocks.
+    let sparse = std::fs::File::create(dir.path().join("b")).unwrap();
+    sparse.set_len(1 << 20).unwrap();
+    let d = disk_sizes(dir.path());
+    assert_eq!(d.apparent, 8192 + (1 << 20));
+    assert!((8192..1 << 20).contains(&d.allocated), "{d:?}");
+    assert_eq!(disk_usage(dir.path()), d.allocated);
+    // At least the descriptor of /proc/self/fd itself.
+    assert!(topics::open_fds().unwrap() >= 1);
+}

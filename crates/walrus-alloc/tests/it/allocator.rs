@@ -140,7 +140,8 @@ fn concurrent_allocations_never_overlap() {
 fn config_with_small_units() -> AllocConfig {
     AllocConfig {
         block_bytes: 1 << 20,
-        blocks_per_file: 4,
+        // 16 MiB files: small files get their full 2,048 units (8 MiB).
+        blocks_per_file: 16,
         small_unit_bytes: 4096,
         precreate: false,
         quiet: false,
@@ -178,6 +179,18 @@ fn small_files_roll_over_when_their_units_run_out() {
     assert_eq!(files.len(), 2, "the last extent starts a second small file");
     assert_eq!(extents.last().unwrap().first_block(), 0);
     assert_eq!(storage.list().unwrap().len(), 2);
+}
+
+#[test]
+fn small_files_are_never_larger_than_ordinary_files() {
+    let tiny = AllocConfig {
+        block_bytes: 64 * 1024,
+        blocks_per_file: 4,
+        ..config_with_small_units()
+    };
+    let (_storage, alloc) = mem_allocator(tiny);
+    assert_eq!(alloc.allocate(1).unwrap().file().block_count(), 64);
+    assert_eq!(alloc.small_extent_max(), 32 * 1024, "half a block");
 }
 
 #[test]

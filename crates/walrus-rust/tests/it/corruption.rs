@@ -108,18 +108,13 @@ fn torn_tail_is_cut_durably_and_appends_continue() {
     write_markers(dir.path(), true);
     let (file, pos) = find(dir.path(), b"marker-019-payload");
     // Tear the last entry: garbage over the second half of its frame. A torn write means the
-    // process died before the block was sealed: wipe its seal record (block 0 of 10 MiB after
-    // the 4 KiB file header), so that recovery scans it.
+    // process died before the block was sealed: wipe its seal record, so that recovery scans it.
     {
         use std::os::unix::fs::FileExt;
         let handle = std::fs::OpenOptions::new().write(true).open(&file).unwrap();
         handle.write_all_at(&[0xA5; 12], (pos + 8) as u64).unwrap();
-        let seal = walrus_topic::SEAL_BYTES;
-        let seal_at = 4096 + (10 << 20) - seal;
-        handle
-            .write_all_at(&vec![0u8; seal as usize], seal_at)
-            .unwrap();
     }
+    crate::support::wipe_seal_of_first_block(&file);
     {
         let wal = open(dir.path(), true, FsyncSchedule::SyncEach, strict());
         let peeked = wal.batch_read_for_topic("t", usize::MAX, false).unwrap();

@@ -60,8 +60,8 @@ fn stats_match_the_operations_performed() {
     assert_eq!(stats.files, 1);
     assert_eq!(
         stats.live_bytes,
-        4096 + 100 * 10 * 1024 * 1024,
-        "one default-sized file"
+        4096 + 2048 * 4096,
+        "one small file (2,048 units of 4 KiB): the topic's first extents are small"
     );
     assert_eq!(stats.reclaimable_bytes, 0);
     assert_eq!(stats.corrupt_entries, 0);

@@ -170,14 +170,25 @@ pub(crate) fn spawn_child(test: &str, dir: &Path, envs: &[(&str, &str)]) -> std:
         .unwrap()
 }
 
-/// Zeroes the seal record of the first block of a segment file written with the default
-/// geometry (10 MiB blocks after a 4 KiB file header): the block looks as if the process had
-/// died before sealing it, so recovery scans it.
+/// Zeroes the seal record of the first block of a segment file: the block looks as if the
+/// process had died before sealing it, so recovery scans it. The extent's length comes from
+/// the file header's block size (frame payload bytes 8..16) and the block header's block count
+/// (`aux`, frame bytes 12..16), whatever class of file the block is in.
 pub(crate) fn wipe_seal_of_first_block(file: &Path) {
     use std::os::unix::fs::FileExt;
+    let handle = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(file)
+        .unwrap();
+    let mut header = [0u8; 48];
+    handle.read_exact_at(&mut header, 0).unwrap();
+    let block_bytes = u64::from_le_bytes(header[40..48].try_into().unwrap());
+    let mut aux = [0u8; 4];
+    handle.read_exact_at(&mut aux, 4096 + 12).unwrap();
+    let extent = u64::from(u32::from_le_bytes(aux).max(1)) * block_bytes;
     let seal = walrus_topic::SEAL_BYTES;
-    let handle = std::fs::OpenOptions::new().write(true).open(file).unwrap();
     handle
-        .write_all_at(&vec![0u8; seal as usize], 4096 + (10 << 20) - seal)
+        .write_all_at(&vec![0u8; seal as usize], 4096 + extent - seal)
         .unwrap();
 }
