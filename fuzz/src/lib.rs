@@ -70,7 +70,8 @@ pub fn config_with_blocks(read_only: bool, block_bytes: u64) -> EngineConfig {
         alloc: AllocConfig {
             block_bytes,
             blocks_per_file: BLOCKS_PER_FILE,
-            small_unit_bytes: 4096,
+            // 256-byte units: topics start in small files and grow into the 1 KiB blocks.
+            small_unit_bytes: walrus_alloc::SMALL_UNIT_BYTES_MIN,
             precreate: false,
             quiet: true,
         },

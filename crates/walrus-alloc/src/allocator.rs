@@ -18,8 +18,14 @@ use crate::{
 /// Units per small file: 8 MiB of 4 KiB units, so the small file being filled (and its spare)
 /// add little to a directory of small topics. Fewer when ordinary files are smaller than that.
 pub const SMALL_FILE_UNITS: u32 = 2048;
-/// Largest small extent, in units (1 MiB of 4 KiB units); larger requests get blocks.
-pub const SMALL_EXTENT_UNITS_MAX: u32 = 256;
+/// Smallest small unit: room for the largest block header (a 128-byte topic name) and a
+/// seal record, so recovery's header probe never reads past a one-unit extent.
+pub const SMALL_UNIT_BYTES_MIN: u64 = 256;
+/// Largest small extent, in units (2 MiB of 4 KiB units, a quarter of a small file); larger
+/// requests get blocks. A topic leaves small files once it has taken twice this, so the jump
+/// to a 10 MiB block comes when it holds about 4 MiB (the space it reserves then is at most
+/// about 3.5 times what it holds, and falls again as it fills the block).
+pub const SMALL_EXTENT_UNITS_MAX: u32 = 512;
 
 /// Geometry and behaviour of an [`Allocator`].
 #[derive(Clone, Copy, Debug)]
@@ -29,9 +35,9 @@ pub struct AllocConfig {
     /// Blocks per ordinary segment file (default 100).
     pub blocks_per_file: u32,
     /// Unit of the small files that serve requests of at most
-    /// [`Allocator::small_extent_max`] bytes (default 4 KiB; 0 turns small files off). They
-    /// are used only when blocks are at least 4 units: a topic's first extents then take as
-    /// few units as it needs instead of a whole block.
+    /// [`Allocator::small_extent_max`] bytes (default 4 KiB; 0 turns small files off; else at
+    /// least [`SMALL_UNIT_BYTES_MIN`]). They are used only when blocks are at least 4 units:
+    /// a topic's first extents then take as few units as it needs instead of a whole block.
     pub small_unit_bytes: u64,
     /// Create the next file on a helper thread once the current one is half allocated, so
     /// appenders never wait for a file creation.
@@ -84,7 +90,13 @@ impl Allocator {
             });
         }
         let unit = config.small_unit_bytes;
-        let small = (unit > 0 && config.block_bytes >= 4 * unit).then(|| {
+        if unit > 0 && unit < SMALL_UNIT_BYTES_MIN {
+            return Err(Error::BadRequest {
+                bytes: unit,
+                reason: "small units must be 0 (off) or at least 256 bytes",
+            });
+        }
+        let small = (unit > 0 && config.block_bytes / 4 >= unit).then(|| {
             // No larger than an ordinary file either (tests use tiny files).
             let file_bytes = config.block_bytes * u64::from(config.blocks_per_file);
             let units = (file_bytes / unit).clamp(1, u64::from(SMALL_FILE_UNITS)) as u32;
@@ -251,19 +263,29 @@ impl Allocator {
     /// [`Allocator::small_extent_max`], else one block or as many contiguous blocks as needed.
     /// Requests larger than a whole file get a dedicated file of their own.
     pub fn allocate(&self, bytes: u64) -> Result<Arc<Extent>> {
-        if bytes == 0 {
+        self.allocate_between(bytes, bytes)
+    }
+
+    /// An extent of at least `min` bytes, and of `want` bytes when that costs nothing: in a
+    /// small file, the rest of the current file when it holds `min` but not `want` (rather
+    /// than leave it unused and start a new file). Blocks are served as [`Allocator::allocate`]
+    /// serves `want`.
+    pub fn allocate_between(&self, min: u64, want: u64) -> Result<Arc<Extent>> {
+        let want = want.max(min);
+        if min == 0 {
             return Err(Error::BadRequest {
-                bytes,
+                bytes: min,
                 reason: "size must be between 1 byte and the largest extent",
             });
         }
         if let Some(small) = &self.small
-            && bytes <= self.small_extent_max()
+            && want <= self.small_extent_max()
         {
-            // At most SMALL_EXTENT_UNITS_MAX units: the cast is lossless.
-            let units = bytes.div_ceil(small.block_bytes) as u32;
-            return small.allocate(&self.maker, units);
+            // At most SMALL_EXTENT_UNITS_MAX units: the casts are lossless.
+            let units = |bytes: u64| bytes.div_ceil(small.block_bytes) as u32;
+            return small.allocate(&self.maker, units(min), units(want));
         }
+        let bytes = want;
         let blocks = bytes.div_ceil(self.config.block_bytes);
         let blocks = match u32::try_from(blocks) {
             Ok(b) if b > 0 && b <= EXTENTS_PER_FILE_MAX => b,
@@ -281,7 +303,7 @@ impl Allocator {
             file.mark_full();
             return extent;
         }
-        self.blocks.allocate(&self.maker, blocks)
+        self.blocks.allocate(&self.maker, blocks, blocks)
     }
 
     /// Stops handing out extents from the current files (used at shutdown and in tests).

@@ -96,14 +96,17 @@ impl FileClass {
         }
     }
 
-    /// An extent of `blocks` contiguous blocks (at most a file's worth) from the current file,
-    /// or from a new one when it has no room left.
-    pub(crate) fn allocate(&self, maker: &FileMaker, blocks: u32) -> Result<Arc<Extent>> {
-        debug_assert!(blocks > 0 && blocks <= self.blocks_per_file);
+    /// An extent of `want` contiguous blocks (at most a file's worth) from the current file,
+    /// or of fewer, down to `min`, when that is what the current file has left; from a new
+    /// file when it has less than `min` left. Taking the rest of a file rather than leaving it
+    /// unused keeps files full (and recovery from probing unused blocks).
+    pub(crate) fn allocate(&self, maker: &FileMaker, min: u32, want: u32) -> Result<Arc<Extent>> {
+        debug_assert!(min > 0 && min <= want && want <= self.blocks_per_file);
         let mut current = self.current.lock();
         if let Some(cur) = current.as_mut()
-            && cur.next_block + blocks <= cur.file.block_count()
+            && cur.next_block + min <= cur.file.block_count()
         {
+            let blocks = want.min(cur.file.block_count() - cur.next_block);
             let extent = carve(&cur.file, cur.next_block, blocks);
             cur.next_block += blocks;
             // Half way through the current file, create the next one off the hot path.
@@ -113,10 +116,10 @@ impl FileClass {
             return extent;
         }
         let file = self.take_spare(maker)?;
-        let extent = carve(&file, 0, blocks)?;
+        let extent = carve(&file, 0, want)?;
         let old = current.replace(Current {
             file,
-            next_block: blocks,
+            next_block: want,
         });
         drop(current);
         if let Some(old) = old {

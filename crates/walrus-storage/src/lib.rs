@@ -46,8 +46,8 @@ pub use format::{
     FRAME_ALIGN, FRAME_HEADER_BYTES, FRAME_MAGIC, FRAME_PAYLOAD_BYTES_MAX, FormatVersion,
 };
 pub use frame::{
-    Decoded, Frame, FrameError, FrameHeader, decode_frame, encode_frame, frame_len, read_u16,
-    read_u32, read_u64, stored_header,
+    Decoded, Frame, FrameError, FrameHeader, decode_frame, decode_header, encode_frame, frame_len,
+    read_u16, read_u32, read_u64, stored_header, verify_payload,
 };
 pub use lock::{DirLock, LOCK_FILE_NAME};
 pub use mmap::MmapStorage;

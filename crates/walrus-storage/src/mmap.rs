@@ -120,6 +120,10 @@ impl Segment for MmapSegment {
         Ok(())
     }
 
+    fn reads_are_copies(&self) -> bool {
+        true
+    }
+
     fn sync(&self) -> Result<()> {
         let Some((start, end)) = self.dirty.lock().take() else {
             return Ok(());

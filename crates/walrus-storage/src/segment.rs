@@ -77,6 +77,14 @@ pub trait Segment: Send + Sync + fmt::Debug {
     /// Fills all of `buf` from `offset`; reading past [`Segment::len`] is an error.
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()>;
 
+    /// Whether [`Segment::read_at`] is a plain memory copy (no system call), so that many
+    /// small reads cost no more than one large read and a copy out of it. The mmap backend
+    /// copies straight from its mapping: a reader may then copy each entry into its own buffer
+    /// at once instead of through a read-ahead buffer. `false` by default.
+    fn reads_are_copies(&self) -> bool {
+        false
+    }
+
     /// Submits several writes at once (one io_uring submission where available).
     ///
     /// Every range is checked before the first byte moves, so a batch that reaches past the

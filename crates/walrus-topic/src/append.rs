@@ -361,7 +361,8 @@ impl TopicWriter {
 /// Blocks grow with their topic: half of what it has taken so far, at most one block. A new
 /// topic starts with one small unit (4 KiB), so 10,000 topics of a few entries do not reserve
 /// 10,000 blocks, and the space a topic reserves but has not filled stays under about half of
-/// what it holds. A busy topic reaches whole blocks after about two blocks' worth of data.
+/// what it holds. A busy topic reaches whole blocks once it has taken twice the largest small
+/// extent (`Allocator::small_extent_max`: about 4 MiB with the defaults).
 fn extent_request(alloc: &Allocator, grown: u64, data_start: u64, needed: u64) -> u64 {
     // Room for the frames and, at the extent's end, its seal record.
     let must = data_start + needed + SEAL_BYTES;
@@ -379,7 +380,8 @@ fn new_block(
 ) -> Result<(Arc<Block>, Arc<dyn Segment>)> {
     let data_start = block_header_len(&topic.name);
     let request = extent_request(ctx.alloc, *grown, data_start, needed);
-    let extent = ctx.alloc.allocate(request)?;
+    let must = data_start + needed + SEAL_BYTES;
+    let extent = ctx.alloc.allocate_between(must, request)?;
     *grown += extent.len();
     let Some(segment) = extent.file().segment() else {
         extent.abandon();

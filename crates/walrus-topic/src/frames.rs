@@ -37,6 +37,69 @@ pub(crate) enum Step<'a> {
     },
 }
 
+/// The entry at `offset` of `block` copied straight from `segment` into a buffer of its own,
+/// for segments whose reads are plain memory copies (`Segment::reads_are_copies`: the mmap
+/// backend), so the entry's bytes are copied once, not into a read-ahead buffer first.
+/// `admit` sees the payload length before anything is allocated and may refuse it.
+///
+/// Valid means what [`ReadAhead::frame_at`] accepts (header, checksum over the copied bytes,
+/// entry kind, the block's tag, `min_seq..u64::MAX`, inside the published `end`); anything
+/// else is `Other`, and the caller reads the offset through `ReadAhead`, which tells damage
+/// from the end.
+pub(crate) fn copy_entry(
+    segment: &dyn walrus_storage::Segment,
+    block: &Block,
+    (offset, end): (u64, u64),
+    min_seq: u64,
+    admit: &mut dyn FnMut(usize) -> bool,
+) -> Result<Copied> {
+    let mut head = [0u8; FRAME_HEADER_BYTES];
+    if offset + FRAME_HEADER_BYTES as u64 > end {
+        return Ok(Copied::Other);
+    }
+    segment.read_at(block.file_offset(offset), &mut head)?;
+    let Ok((header, len)) = walrus_storage::decode_header(&head) else {
+        return Ok(Copied::Other);
+    };
+    let fits = offset + (FRAME_HEADER_BYTES + len) as u64 <= end;
+    if !fits || !is_entry_of(&header, block.tag) || !(min_seq..u64::MAX).contains(&header.seq) {
+        return Ok(Copied::Other);
+    }
+    if !admit(len) {
+        return Ok(Copied::Refused);
+    }
+    let mut payload = vec![0u8; len];
+    segment.read_at(
+        block.file_offset(offset) + FRAME_HEADER_BYTES as u64,
+        &mut payload,
+    )?;
+    // Verified on the copy the caller gets, so what is returned is what was checked.
+    if walrus_storage::verify_payload(&head, &payload).is_err() {
+        return Ok(Copied::Other);
+    }
+    let next = offset + walrus_storage::frame_len(len) as u64;
+    Ok(Copied::Entry {
+        seq: header.seq,
+        payload,
+        next,
+    })
+}
+
+/// What [`copy_entry`] found.
+#[derive(Debug)]
+pub(crate) enum Copied {
+    /// A valid entry, copied.
+    Entry {
+        seq: u64,
+        payload: Vec<u8>,
+        next: u64,
+    },
+    /// A valid-looking entry the caller's budget refused (nothing was copied).
+    Refused,
+    /// Not a valid entry: read it through `ReadAhead`.
+    Other,
+}
+
 /// Bytes a reader reads ahead by default: sequential `read_next` costs one read per this many
 /// bytes of entries instead of one per entry.
 pub(crate) const READ_AHEAD_BYTES: usize = 256 * 1024;

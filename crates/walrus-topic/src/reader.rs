@@ -16,7 +16,7 @@ use crate::{
     durability::Durability,
     engine::Counters,
     format::BATCH_ENTRIES_MAX,
-    frames::{READ_AHEAD_BYTES, ReadAhead, Step},
+    frames::{Copied, READ_AHEAD_BYTES, ReadAhead, Step, copy_entry},
     topic::Topic,
 };
 
@@ -79,6 +79,14 @@ pub(crate) struct Position {
     pub(crate) offset: u64,
 }
 
+/// Who gets the entries of a batch read.
+enum Sink<'f> {
+    /// Each entry in a buffer of its own (the 0.2.0 API).
+    Owned(&'f mut Vec<ReadEntry>),
+    /// Each entry lent out (`batch_read_with`).
+    Borrowed(&'f mut dyn FnMut(u64, &[u8])),
+}
+
 /// A batch read in progress: the budget, where it stands, and who gets the entries.
 struct Batch<'f> {
     count: usize,
@@ -86,23 +94,50 @@ struct Batch<'f> {
     max_bytes: usize,
     next_seq: u64,
     full: bool,
-    sink: &'f mut dyn FnMut(u64, &[u8]),
+    sink: Sink<'f>,
 }
 
 impl Batch<'_> {
-    /// Hands the entry to the sink if the budget and the entry cap allow it.
-    fn take(&mut self, seq: u64, payload: &[u8]) -> bool {
+    /// Whether the budget and the entry cap allow one more entry of `len` bytes; when not,
+    /// the batch is full.
+    fn admits(&mut self, len: usize) -> bool {
         if self.count >= BATCH_ENTRIES_MAX
-            || (self.count > 0 && self.payload_bytes + payload.len() > self.max_bytes)
+            || (self.count > 0 && self.payload_bytes + len > self.max_bytes)
         {
             self.full = true;
             return false;
         }
-        self.count += 1;
-        self.payload_bytes += payload.len();
-        self.next_seq = seq + 1;
-        (self.sink)(seq, payload);
         true
+    }
+
+    fn counted(&mut self, seq: u64, len: usize) {
+        self.count += 1;
+        self.payload_bytes += len;
+        self.next_seq = seq + 1;
+    }
+
+    /// Hands the entry to the sink if the budget and the entry cap allow it.
+    fn take(&mut self, seq: u64, payload: &[u8]) -> bool {
+        if !self.admits(payload.len()) {
+            return false;
+        }
+        self.counted(seq, payload.len());
+        match &mut self.sink {
+            Sink::Owned(entries) => entries.push(ReadEntry {
+                seq,
+                data: payload.to_vec(),
+            }),
+            Sink::Borrowed(visit) => visit(seq, payload),
+        }
+        true
+    }
+
+    /// Takes an entry already copied into its own buffer (and admitted).
+    fn take_owned(&mut self, seq: u64, data: Vec<u8>) {
+        self.counted(seq, data.len());
+        if let Sink::Owned(entries) = &mut self.sink {
+            entries.push(ReadEntry { seq, data });
+        }
     }
 }
 
@@ -194,13 +229,8 @@ impl TopicReader {
         consistency: ReadConsistency,
     ) -> Result<Vec<ReadEntry>> {
         let mut entries = Vec::new();
-        let mut push = |seq: u64, payload: &[u8]| {
-            entries.push(ReadEntry {
-                seq,
-                data: payload.to_vec(),
-            });
-        };
-        self.batch_visit(ctx, topic, max_bytes, checkpoint, consistency, &mut push)?;
+        let sink = Sink::Owned(&mut entries);
+        self.batch_into(ctx, topic, (max_bytes, checkpoint), consistency, sink)?;
         Ok(entries)
     }
 
@@ -215,6 +245,20 @@ impl TopicReader {
         consistency: ReadConsistency,
         sink: &mut dyn FnMut(u64, &[u8]),
     ) -> Result<usize> {
+        let sink = Sink::Borrowed(sink);
+        self.batch_into(ctx, topic, (max_bytes, checkpoint), consistency, sink)
+    }
+
+    /// A batch read into `sink`; `call` is `(max_bytes, checkpoint)`.
+    fn batch_into(
+        &mut self,
+        ctx: ReadCtx<'_>,
+        topic: &Topic,
+        call: (usize, bool),
+        consistency: ReadConsistency,
+        sink: Sink<'_>,
+    ) -> Result<usize> {
+        let (max_bytes, checkpoint) = call;
         let mut pos = Position {
             index: 0,
             offset: self.offset,
@@ -259,7 +303,25 @@ impl TopicReader {
         batch: &mut Batch<'_>,
     ) -> Result<u64> {
         let mut offset = offset.max(block.data_start);
+        // Owned entries from a mapping are copied straight out of it (`copy_entry`).
+        let direct = match (&batch.sink, block.segment()) {
+            (Sink::Owned(_), Some(segment)) if segment.reads_are_copies() => Some(segment),
+            _ => None,
+        };
         while offset < end {
+            if let Some(segment) = &direct {
+                let (range, min_seq) = ((offset, end), batch.next_seq);
+                let admit = &mut |len| batch.admits(len);
+                match copy_entry(segment.as_ref(), block, range, min_seq, admit)? {
+                    Copied::Entry { seq, payload, next } => {
+                        batch.take_owned(seq, payload);
+                        offset = next;
+                        continue;
+                    }
+                    Copied::Refused => break,
+                    Copied::Other => {}
+                }
+            }
             // Read ahead about what the budget still allows: reading a whole budget at once
             // wastes work when the entry cap ends the call first.
             let window = (batch.max_bytes - batch.payload_bytes.min(batch.max_bytes))

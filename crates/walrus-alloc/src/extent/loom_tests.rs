@@ -17,7 +17,7 @@ fn loom_racing_consumers_count_an_extent_once() {
         let config = AllocConfig {
             block_bytes: 512,
             blocks_per_file: 2,
-            small_unit_bytes: 4096,
+            small_unit_bytes: 0,
             precreate: false,
             quiet: false,
         };

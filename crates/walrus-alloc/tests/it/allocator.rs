@@ -151,7 +151,7 @@ fn config_with_small_units() -> AllocConfig {
 #[test]
 fn small_requests_take_units_of_small_files_and_large_ones_take_blocks() {
     let (_storage, alloc) = mem_allocator(config_with_small_units());
-    // Half a block at most: 512 KiB here (below the 1 MiB cap of SMALL_EXTENT_UNITS_MAX).
+    // Half a block at most: 512 KiB here (below the 2 MiB cap of SMALL_EXTENT_UNITS_MAX).
     assert_eq!(alloc.small_extent_max(), 512 * 1024);
     let one = alloc.allocate(1).unwrap();
     let three = alloc.allocate(3 * 4096 - 5).unwrap();

@@ -351,8 +351,9 @@ pub(super) fn remove_truncated(
     Ok(())
 }
 
-/// Takes a dropped block out of the topic for good: its header zeroed (synced with the other
-/// cuts), its extent given up so that its file can be deleted.
+/// Takes a dropped block out of the topic for good: its header flagged removed (synced with
+/// the other cuts; later recoveries skip its whole extent, as after a truncation, instead of
+/// probing its data for headers), its extent given up so that its file can be deleted.
 fn discard(block: &ScannedBlock, touched: &mut Vec<Arc<SegmentFile>>) -> Result<()> {
     neutralize(block)?;
     remember(touched, block.extent.file());
@@ -384,7 +385,15 @@ fn rewrite(extent: &Extent, end: u64) -> Result<()> {
     Ok(())
 }
 
-/// Zeroes a dropped block's header so no later recovery finds it again.
+/// Flags a dropped block's header removed so no later recovery reads it again. The new
+/// header has the old one's length (same topic name), so no entry byte is touched.
 fn neutralize(block: &ScannedBlock) -> Result<()> {
-    zero(&block.extent, 0, block.data_start)
+    if let Some(segment) = block.extent.file().segment() {
+        let blocks = block.extent.block_count();
+        let flags = crate::format::BLOCK_FLAG_REMOVED;
+        let header = crate::block::header_frame(&block.topic, block.first_seq, blocks, flags);
+        debug_assert_eq!(header.len() as u64, block.data_start);
+        segment.write_at(block.extent.offset(), &header)?;
+    }
+    Ok(())
 }

@@ -88,11 +88,30 @@ pub(super) fn scan_file(
     };
     let mut blocks = Vec::new();
     let mut index = 0u32;
+    // Set by a zeroed or damaged probe until the next valid header: the blocks that follow
+    // may be the inside of an extent whose header never reached the disk (a crash) or is
+    // damaged, so what they hold is data, not headers, and is not reported again. In a small
+    // file every unit after an extent's first is such a block.
+    let mut inside_unknown = false;
     while index < file.block_count() {
-        let Some(header) = read_block_header(file, segment.as_ref(), index, report)? else {
-            index += 1;
-            continue;
+        let header = match read_block_header(file, segment.as_ref(), index)? {
+            Probe::Header(header) => header,
+            Probe::Zeroed => {
+                inside_unknown = true;
+                index += 1;
+                continue;
+            }
+            Probe::Damaged(what) => {
+                if !inside_unknown {
+                    let offset = file.block_offset(index);
+                    damaged_header(report, segment.path(), offset, what);
+                }
+                inside_unknown = true;
+                index += 1;
+                continue;
+            }
         };
+        inside_unknown = false;
         let Some(extent) = file.adopt_extent(index, header.extent_blocks) else {
             index += 1;
             continue;
@@ -158,24 +177,30 @@ struct BlockHeader {
     data_start: u64,
 }
 
-/// The header of block `index` of `file`: `None` for a block never used (zeroed) or one whose
-/// header is damaged (reported; the block is skipped).
+/// What the first bytes of a block hold.
+enum Probe {
+    Header(BlockHeader),
+    /// Zeros: a block never used, or one whose header never reached the disk.
+    Zeroed,
+    /// Not a usable block header (why): damage, or the inside of an extent.
+    Damaged(&'static str),
+}
+
+/// The header of block `index` of `file`.
 fn read_block_header(
     file: &SegmentFile,
     segment: &dyn walrus_storage::Segment,
     index: u32,
-    report: &mut RecoveryReport,
-) -> Result<Option<BlockHeader>> {
+) -> Result<Probe> {
     let offset = file.block_offset(index);
     let mut probe = [0u8; HEADER_PROBE_BYTES];
     let probe_len = (file.block_bytes() as usize).min(HEADER_PROBE_BYTES);
     segment.read_at(offset, &mut probe[..probe_len])?;
     let header = match decode_frame(&probe[..probe_len]) {
-        Decoded::Zeroed => return Ok(None),
+        Decoded::Zeroed => return Ok(Probe::Zeroed),
         Decoded::Frame(frame) if frame.header.kind == BLOCK_HEADER_KIND => frame,
         Decoded::Frame(_) | Decoded::Invalid(_) => {
-            damaged_header(report, segment.path(), offset, "damaged block header");
-            return Ok(None);
+            return Ok(Probe::Damaged("damaged block header"));
         }
     };
     let extent_blocks = header.header.aux.max(1);
@@ -188,11 +213,9 @@ fn read_block_header(
         .is_some_and(|end| end <= file.block_count())
         && header.frame_len as u64 <= u64::from(extent_blocks) * file.block_bytes();
     let (Some(name), true) = (name, fits) else {
-        let what = "block header with bad topic or size";
-        damaged_header(report, segment.path(), offset, what);
-        return Ok(None);
+        return Ok(Probe::Damaged("block header with bad topic or size"));
     };
-    Ok(Some(BlockHeader {
+    Ok(Probe::Header(BlockHeader {
         removed: header.header.flags & BLOCK_FLAG_REMOVED != 0,
         name,
         extent_blocks,
