@@ -206,3 +206,39 @@ fn small_units_are_off_when_blocks_are_small_or_the_unit_is_zero() {
     assert_eq!(alloc.small_extent_max(), 0);
     assert_eq!(alloc.allocate(1).unwrap().len(), 1 << 20);
 }
+
+#[test]
+fn a_small_file_s_last_units_go_to_a_request_they_can_hold() {
+    let (_storage, alloc) = mem_allocator(config_with_small_units());
+    let units = walrus_alloc::SMALL_FILE_UNITS;
+    // Fill the first small file but for 10 units.
+    let mut taken = 0;
+    while taken + 128 <= units - 10 {
+        taken += alloc.allocate(128 * 4096).unwrap().block_count();
+    }
+    let rest = units - taken;
+    let filler = alloc.allocate(u64::from(rest - 10) * 4096).unwrap();
+    assert_eq!(filler.file().seq(), 1);
+    // Wants 100 units, needs 3: takes the 10 left rather than leave them unused.
+    let tail = alloc.allocate_between(3 * 4096, 100 * 4096).unwrap();
+    assert_eq!((tail.file().seq(), tail.block_count()), (1, 10));
+    assert_eq!(tail.first_block(), units - 10);
+    // The file is full now: the next request starts a new one, with what it wants.
+    let next = alloc.allocate_between(3 * 4096, 100 * 4096).unwrap();
+    assert_eq!((next.file().seq(), next.block_count()), (2, 100));
+    // A request that needs more than what is left never gets less than it needs.
+    let (_storage, alloc) = mem_allocator(config_with_small_units());
+    let extents: Vec<_> = (0..16)
+        .map(|_| alloc.allocate(127 * 4096).unwrap())
+        .collect();
+    let last = alloc.allocate(14 * 4096).unwrap();
+    assert!(extents.iter().all(|e| e.file().seq() == last.file().seq()));
+    assert_eq!(
+        last.first_block() + last.block_count(),
+        units - 2,
+        "2 units left"
+    );
+    let big = alloc.allocate_between(5 * 4096, 50 * 4096).unwrap();
+    assert_ne!(big.file().seq(), last.file().seq());
+    assert_eq!((big.file().block_bytes(), big.block_count()), (4096, 50));
+}
