@@ -153,6 +153,7 @@ impl Walrus {
     /// cursor moves past them. Returns how many entries `f` got.
     ///
     /// ```
+    /// # use walrus_topic as walrus_rust;
     /// # fn main() -> std::io::Result<()> {
     /// # let dir = tempfile::tempdir()?;
     /// let wal = walrus_rust::Walrus::builder().data_dir(dir.path().into()).build()?;
@@ -360,6 +361,7 @@ impl WalrusBuilder {
     /// block. Small files are used when blocks are at least four units.
     ///
     /// ```
+    /// # use walrus_topic as walrus_rust;
     /// let dir = tempfile::tempdir()?;
     /// let wal = walrus_rust::Walrus::builder()
     ///     .data_dir(dir.path().to_path_buf())
@@ -425,6 +427,7 @@ impl WalrusBuilder {
     /// `walrus-ctl migrate`.
     ///
     /// ```no_run
+    /// # use walrus_topic as walrus_rust;
     /// # fn main() -> std::io::Result<()> {
     /// let err = walrus_rust::Walrus::builder()
     ///     .data_dir("old-wal-files".into())

@@ -93,8 +93,13 @@ pub(super) fn scan_file(
     // damaged, so what they hold is data, not headers, and is not reported again. In a small
     // file every unit after an extent's first is such a block.
     let mut inside_unknown = false;
+    let mut prober = Prober {
+        file,
+        segment: segment.as_ref(),
+        next: None,
+    };
     while index < file.block_count() {
-        let header = match read_block_header(file, segment.as_ref(), index)? {
+        let header = match prober.header(index)? {
             Probe::Header(header) => header,
             Probe::Zeroed => {
                 inside_unknown = true;
@@ -136,14 +141,8 @@ pub(super) fn scan_file(
         let sealed = if hints.scan_sealed || stop_at != u64::MAX {
             None
         } else {
-            sealed_block(
-                segment.as_ref(),
-                &extent,
-                &name,
-                first_seq,
-                data_start,
-                path,
-            )?
+            let seal = prober.seal(&extent, data_start)?;
+            seal.and_then(|bytes| sealed_block(&bytes, &extent, &name, first_seq, data_start, path))
         };
         if let Some(block) = sealed {
             // Its seal says where its entries end: nothing of its data is read.
@@ -186,21 +185,70 @@ enum Probe {
     Damaged(&'static str),
 }
 
-/// The header of block `index` of `file`.
-fn read_block_header(
-    file: &SegmentFile,
-    segment: &dyn walrus_storage::Segment,
-    index: u32,
-) -> Result<Probe> {
-    let offset = file.block_offset(index);
-    let mut probe = [0u8; HEADER_PROBE_BYTES];
-    let probe_len = (file.block_bytes() as usize).min(HEADER_PROBE_BYTES);
-    segment.read_at(offset, &mut probe[..probe_len])?;
-    let header = match decode_frame(&probe[..probe_len]) {
-        Decoded::Zeroed => return Ok(Probe::Zeroed),
+/// Reads block headers, and each seal record together with the header probe of the block
+/// right after its extent (one read instead of two per extent: reopen time is mostly these
+/// reads).
+struct Prober<'a> {
+    file: &'a SegmentFile,
+    segment: &'a dyn walrus_storage::Segment,
+    /// The probe of a block read with the seal before it: `(index, bytes, len)`.
+    next: Option<(u32, [u8; HEADER_PROBE_BYTES], usize)>,
+}
+
+impl Prober<'_> {
+    fn probe_len(&self) -> usize {
+        (self.file.block_bytes() as usize).min(HEADER_PROBE_BYTES)
+    }
+
+    /// The header of block `index`.
+    fn header(&mut self, index: u32) -> Result<Probe> {
+        let mut probe = [0u8; HEADER_PROBE_BYTES];
+        let len = self.probe_len();
+        match self.next.take() {
+            Some((at, bytes, len)) if at == index => probe[..len].copy_from_slice(&bytes[..len]),
+            _ => {
+                let offset = self.file.block_offset(index);
+                self.segment.read_at(offset, &mut probe[..len])?;
+            }
+        }
+        Ok(decode_block_header(self.file, index, &probe[..len]))
+    }
+
+    /// The seal region of `extent` (none when the extent is too small to hold one after its
+    /// header), reading the probe of the next block with it.
+    fn seal(&mut self, extent: &Extent, data_start: u64) -> Result<Option<[u8; SEAL]>> {
+        if extent.len() < data_start + SEAL_BYTES {
+            return Ok(None);
+        }
+        let next = extent.first_block() + extent.block_count();
+        let probe_len = if next < self.file.block_count() {
+            self.probe_len()
+        } else {
+            0
+        };
+        let mut bytes = [0u8; SEAL + HEADER_PROBE_BYTES];
+        let at = extent.offset() + extent.len() - SEAL_BYTES;
+        self.segment.read_at(at, &mut bytes[..SEAL + probe_len])?;
+        if probe_len > 0 {
+            let mut probe = [0u8; HEADER_PROBE_BYTES];
+            probe[..probe_len].copy_from_slice(&bytes[SEAL..SEAL + probe_len]);
+            self.next = Some((next, probe, probe_len));
+        }
+        let mut seal = [0u8; SEAL];
+        seal.copy_from_slice(&bytes[..SEAL]);
+        Ok(Some(seal))
+    }
+}
+
+const SEAL: usize = SEAL_BYTES as usize;
+
+/// What the `probe` bytes at the start of block `index` of `file` say.
+fn decode_block_header(file: &SegmentFile, index: u32, probe: &[u8]) -> Probe {
+    let header = match decode_frame(probe) {
+        Decoded::Zeroed => return Probe::Zeroed,
         Decoded::Frame(frame) if frame.header.kind == BLOCK_HEADER_KIND => frame,
         Decoded::Frame(_) | Decoded::Invalid(_) => {
-            return Ok(Probe::Damaged("damaged block header"));
+            return Probe::Damaged("damaged block header");
         }
     };
     let extent_blocks = header.header.aux.max(1);
@@ -213,38 +261,31 @@ fn read_block_header(
         .is_some_and(|end| end <= file.block_count())
         && header.frame_len as u64 <= u64::from(extent_blocks) * file.block_bytes();
     let (Some(name), true) = (name, fits) else {
-        return Ok(Probe::Damaged("block header with bad topic or size"));
+        return Probe::Damaged("block header with bad topic or size");
     };
-    Ok(Probe::Header(BlockHeader {
+    Probe::Header(BlockHeader {
         removed: header.header.flags & BLOCK_FLAG_REMOVED != 0,
         name,
         extent_blocks,
         first_seq: header.header.seq,
         data_start: header.frame_len as u64,
-    }))
+    })
 }
 
-/// The block as its seal record describes it, if it has a valid one (`seal.rs`).
+/// The block as its seal record (`bytes`, the end of its extent) describes it, if the record
+/// is valid (`seal.rs`).
 fn sealed_block(
-    segment: &dyn walrus_storage::Segment,
+    bytes: &[u8; SEAL],
     extent: &Arc<Extent>,
     topic: &str,
     first_seq: u64,
     data_start: u64,
     path: &std::path::Path,
-) -> Result<Option<ScannedBlock>> {
-    let len = extent.len();
-    if len < data_start + SEAL_BYTES {
-        return Ok(None);
-    }
-    let mut bytes = [0u8; SEAL_BYTES as usize];
-    segment.read_at(extent.offset() + len - SEAL_BYTES, &mut bytes)?;
-    let capacity = len - SEAL_BYTES;
+) -> Option<ScannedBlock> {
+    let capacity = extent.len() - SEAL_BYTES;
     let tag = topic_tag(topic);
-    let Some(seal) = crate::seal::decode(&bytes, tag, first_seq, data_start, capacity) else {
-        return Ok(None);
-    };
-    Ok(Some(ScannedBlock {
+    let seal = crate::seal::decode(bytes, tag, first_seq, data_start, capacity)?;
+    Some(ScannedBlock {
         extent: Arc::clone(extent),
         topic: topic.to_owned(),
         first_seq,
@@ -263,7 +304,7 @@ fn sealed_block(
         sealed: true,
         stop_at: u64::MAX,
         path: path.to_path_buf(),
-    }))
+    })
 }
 
 /// Counts, logs and reports a block header that cannot be used; the block is skipped.
