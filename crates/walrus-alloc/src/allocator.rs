@@ -21,6 +21,16 @@ pub const SMALL_FILE_UNITS: u32 = 2048;
 /// Smallest small unit: room for the largest block header (a 128-byte topic name) and a
 /// seal record, so recovery's header probe never reads past a one-unit extent.
 pub const SMALL_UNIT_BYTES_MIN: u64 = 256;
+/// Lanes of ordinary files: extents of topics in different lanes come from different files,
+/// so their writers never wait for each other on a file's lock in the kernel (a buffered
+/// `pwrite` holds its file's inode lock; four writers of one file spent about a fifth of their
+/// time waiting for it, and took 0.66-0.90M appends/s against 1.18-1.51M in four files).
+/// Each lane's files have a quarter of the configured blocks, so the space reserved ahead is
+/// what one file of the configured size would reserve. Used when files have at least
+/// [`LANE_FILE_BLOCKS_MIN`] blocks per lane.
+pub const LANES: u32 = 4;
+/// Fewest blocks a lane's file may have: with fewer blocks per file, one lane.
+pub const LANE_FILE_BLOCKS_MIN: u32 = 4;
 /// Largest small extent, in units (2 MiB of 4 KiB units, a quarter of a small file); larger
 /// requests get blocks. A topic leaves small files once it has taken twice this, so the jump
 /// to a 10 MiB block comes when it holds about 4 MiB (the space it reserves then is at most
@@ -73,8 +83,10 @@ pub struct RecoveredFile {
 pub struct Allocator {
     config: AllocConfig,
     maker: FileMaker,
-    /// Files of `config.block_bytes` blocks.
-    blocks: FileClass,
+    /// Files of `config.block_bytes` blocks, one class per lane ([`LANES`]).
+    blocks: Vec<FileClass>,
+    /// The lane the next [`Allocator::next_lane`] hands out.
+    lane_turn: AtomicU64,
     /// Files of small units, when turned on.
     small: Option<FileClass>,
 }
@@ -110,7 +122,18 @@ impl Allocator {
                 files: Arc::new(Mutex::new(Vec::new())),
                 quiet: config.quiet,
             },
-            blocks: FileClass::new(config.block_bytes, config.blocks_per_file, config.precreate),
+            blocks: {
+                let lanes = if config.blocks_per_file / LANES >= LANE_FILE_BLOCKS_MIN {
+                    LANES
+                } else {
+                    1
+                };
+                let blocks = config.blocks_per_file / lanes;
+                (0..lanes)
+                    .map(|_| FileClass::new(config.block_bytes, blocks, config.precreate))
+                    .collect()
+            },
+            lane_turn: AtomicU64::new(0),
             small,
         })
     }
@@ -125,6 +148,16 @@ impl Allocator {
             }
             None => 0,
         }
+    }
+
+    /// How many lanes of ordinary files there are (1 when files are too small to split).
+    pub fn lanes(&self) -> usize {
+        self.blocks.len()
+    }
+
+    /// A lane for a new writer, in turn, so that writers spread evenly over the lanes.
+    pub fn next_lane(&self) -> usize {
+        (self.lane_turn.fetch_add(1, Ordering::Relaxed) % self.blocks.len() as u64) as usize
     }
 
     /// The configuration.
@@ -261,16 +294,17 @@ impl Allocator {
 
     /// An extent large enough for `bytes`: small units when the request is at most
     /// [`Allocator::small_extent_max`], else one block or as many contiguous blocks as needed.
-    /// Requests larger than a whole file get a dedicated file of their own.
+    /// Requests larger than a whole (lane's) file get a dedicated file of their own.
     pub fn allocate(&self, bytes: u64) -> Result<Arc<Extent>> {
-        self.allocate_between(bytes, bytes)
+        self.allocate_between(0, bytes, bytes)
     }
 
     /// An extent of at least `min` bytes, and of `want` bytes when that costs nothing: in a
     /// small file, the rest of the current file when it holds `min` but not `want` (rather
     /// than leave it unused and start a new file). Blocks are served as [`Allocator::allocate`]
-    /// serves `want`.
-    pub fn allocate_between(&self, min: u64, want: u64) -> Result<Arc<Extent>> {
+    /// serves `want`, from the current file of `lane` (modulo [`Allocator::lanes`]; see
+    /// [`Allocator::next_lane`]).
+    pub fn allocate_between(&self, lane: usize, min: u64, want: u64) -> Result<Arc<Extent>> {
         let want = want.max(min);
         if min == 0 {
             return Err(Error::BadRequest {
@@ -296,19 +330,22 @@ impl Allocator {
                 });
             }
         };
-        if blocks > self.config.blocks_per_file {
+        let class = &self.blocks[lane % self.blocks.len()];
+        if blocks > class.blocks_per_file {
             let seq = self.maker.take_seq();
             let file = self.maker.create(seq, self.config.block_bytes, blocks)?;
             let extent = carve(&file, 0, blocks);
             file.mark_full();
             return extent;
         }
-        self.blocks.allocate(&self.maker, blocks, blocks)
+        class.allocate(&self.maker, blocks, blocks)
     }
 
     /// Stops handing out extents from the current files (used at shutdown and in tests).
     pub fn retire_current(&self) {
-        self.blocks.retire_current();
+        for lane in &self.blocks {
+            lane.retire_current();
+        }
         if let Some(small) = &self.small {
             small.retire_current();
         }
@@ -319,7 +356,9 @@ impl Drop for Allocator {
     fn drop(&mut self) {
         // A spare that never took an extent holds no data: remove it rather than leave an
         // empty file behind.
-        self.blocks.drop_spare();
+        for lane in &self.blocks {
+            lane.drop_spare();
+        }
         if let Some(small) = &self.small {
             small.drop_spare();
         }

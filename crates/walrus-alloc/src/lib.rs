@@ -17,8 +17,8 @@ mod segment_file;
 mod sync;
 
 pub use allocator::{
-    AllocConfig, Allocator, RecoveredFile, SMALL_EXTENT_UNITS_MAX, SMALL_FILE_UNITS,
-    SMALL_UNIT_BYTES_MIN, UnreadableFile,
+    AllocConfig, Allocator, LANE_FILE_BLOCKS_MIN, LANES, RecoveredFile, SMALL_EXTENT_UNITS_MAX,
+    SMALL_FILE_UNITS, SMALL_UNIT_BYTES_MIN, UnreadableFile,
 };
 pub use error::{Error, Result};
 pub use extent::{Extent, ExtentState};

@@ -381,7 +381,7 @@ fn new_block(
     let data_start = block_header_len(&topic.name);
     let request = extent_request(ctx.alloc, *grown, data_start, needed);
     let must = data_start + needed + SEAL_BYTES;
-    let extent = ctx.alloc.allocate_between(must, request)?;
+    let extent = ctx.alloc.allocate_between(topic.lane, must, request)?;
     *grown += extent.len();
     let Some(segment) = extent.file().segment() else {
         extent.abandon();

@@ -165,7 +165,7 @@ impl Engine {
                 }
             }
         }
-        let topics = build_topics(std::mem::take(&mut report.topics), &loaded);
+        let topics = build_topics(std::mem::take(&mut report.topics), &loaded, &alloc);
         let recovery_time = started.elapsed();
         if !config.quiet {
             tracing::debug!(
@@ -267,6 +267,7 @@ impl Engine {
         let topic = topics.entry(name.to_owned()).or_insert_with(|| {
             Arc::new(Topic::new(
                 name.to_owned(),
+                self.alloc.next_lane(),
                 0,
                 VecDeque::new(),
                 TopicReader::default(),

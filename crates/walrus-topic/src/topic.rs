@@ -12,6 +12,9 @@ use crate::{append::TopicWriter, block::Block, reader::TopicReader};
 #[derive(Debug)]
 pub(crate) struct Topic {
     pub(crate) name: String,
+    /// The allocator lane its blocks come from (`Allocator::next_lane`): writers of topics in
+    /// different lanes write different files.
+    pub(crate) lane: usize,
     pub(crate) writer: Mutex<TopicWriter>,
     /// Set while a batch append holds the writer (walrus-rust 0.2.0's fail-fast flag).
     pub(crate) batch_active: AtomicBool,
@@ -25,6 +28,7 @@ pub(crate) struct Topic {
 impl Topic {
     pub(crate) fn new(
         name: String,
+        lane: usize,
         next_seq: u64,
         chain: VecDeque<Arc<Block>>,
         reader: TopicReader,
@@ -34,6 +38,7 @@ impl Topic {
         let grown = chain.iter().map(|block| block.extent.len()).sum();
         Self {
             name,
+            lane,
             writer: Mutex::new(TopicWriter::new(next_seq, grown)),
             batch_active: AtomicBool::new(false),
             chain: RwLock::new(chain),

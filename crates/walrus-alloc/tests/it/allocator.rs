@@ -220,11 +220,11 @@ fn a_small_file_s_last_units_go_to_a_request_they_can_hold() {
     let filler = alloc.allocate(u64::from(rest - 10) * 4096).unwrap();
     assert_eq!(filler.file().seq(), 1);
     // Wants 100 units, needs 3: takes the 10 left rather than leave them unused.
-    let tail = alloc.allocate_between(3 * 4096, 100 * 4096).unwrap();
+    let tail = alloc.allocate_between(0, 3 * 4096, 100 * 4096).unwrap();
     assert_eq!((tail.file().seq(), tail.block_count()), (1, 10));
     assert_eq!(tail.first_block(), units - 10);
     // The file is full now: the next request starts a new one, with what it wants.
-    let next = alloc.allocate_between(3 * 4096, 100 * 4096).unwrap();
+    let next = alloc.allocate_between(0, 3 * 4096, 100 * 4096).unwrap();
     assert_eq!((next.file().seq(), next.block_count()), (2, 100));
     // A request that needs more than what is left never gets less than it needs.
     let (_storage, alloc) = mem_allocator(config_with_small_units());
@@ -238,7 +238,38 @@ fn a_small_file_s_last_units_go_to_a_request_they_can_hold() {
         units - 2,
         "2 units left"
     );
-    let big = alloc.allocate_between(5 * 4096, 50 * 4096).unwrap();
+    let big = alloc.allocate_between(0, 5 * 4096, 50 * 4096).unwrap();
     assert_ne!(big.file().seq(), last.file().seq());
     assert_eq!((big.file().block_bytes(), big.block_count()), (4096, 50));
+}
+
+#[test]
+fn lanes_carve_from_files_of_their_own_each_a_quarter_of_the_configured_size() {
+    let config = AllocConfig {
+        block_bytes: 4096,
+        blocks_per_file: 16,
+        small_unit_bytes: 0,
+        precreate: false,
+        quiet: false,
+    };
+    let (_storage, alloc) = mem_allocator(config);
+    assert_eq!(alloc.lanes(), walrus_alloc::LANES as usize);
+    let lanes: Vec<usize> = (0..8).map(|_| alloc.next_lane()).collect();
+    assert_eq!(lanes, [0, 1, 2, 3, 0, 1, 2, 3], "handed out in turn");
+    let extents: Vec<_> = (0..4)
+        .map(|lane| alloc.allocate_between(lane, 1, 1).unwrap())
+        .collect();
+    let files: HashSet<u64> = extents.iter().map(|e| e.file().seq()).collect();
+    assert_eq!(files.len(), 4, "one file per lane");
+    assert!(extents.iter().all(|e| e.file().block_count() == 4));
+    // A lane keeps carving from its own file.
+    let again = alloc.allocate_between(2, 1, 1).unwrap();
+    assert!(Arc::ptr_eq(again.file(), extents[2].file()));
+    assert_eq!(again.first_block(), 1);
+    // An extent larger than a lane's file gets a file of its own.
+    let big = alloc.allocate_between(1, 5 * 4096, 5 * 4096).unwrap();
+    assert_eq!((big.file().block_count(), big.first_block()), (5, 0));
+    // Files of fewer than 16 blocks are not split.
+    let (_storage, alloc) = mem_allocator(small_config());
+    assert_eq!(alloc.lanes(), 1);
 }

@@ -108,6 +108,7 @@ pub(super) fn settle_after_recovery(
 pub(super) fn build_topics(
     mut recovered: HashMap<String, RecoveredTopic>,
     loaded: &HashMap<String, LoadedCursor>,
+    alloc: &Allocator,
 ) -> FnvHashMap<String, Arc<Topic>> {
     let mut names: Vec<String> = recovered.keys().chain(loaded.keys()).cloned().collect();
     names.sort();
@@ -122,14 +123,18 @@ pub(super) fn build_topics(
             next_seq: cursor.map_or(0, |c| c.cursor.next_seq),
             unsealed: Vec::new(),
         });
-        let topic = position_topic(name.clone(), found, cursor);
+        let topic = position_topic((name.clone(), alloc.next_lane()), found, cursor);
         topics.insert(name, Arc::new(topic));
     }
     topics
 }
 
 /// Builds a topic from what recovery found and its persisted cursor.
-fn position_topic(name: String, found: RecoveredTopic, cursor: Option<LoadedCursor>) -> Topic {
+fn position_topic(
+    (name, lane): (String, usize),
+    found: RecoveredTopic,
+    cursor: Option<LoadedCursor>,
+) -> Topic {
     let mut reader = TopicReader::default();
     let next_seq = found.next_seq;
     // Recovery already consumed the blocks wholly behind the cursor: the chain starts at
@@ -146,7 +151,7 @@ fn position_topic(name: String, found: RecoveredTopic, cursor: Option<LoadedCurs
         Some(block) => locate(block, reader.next_seq, cursor),
         None => 0,
     };
-    Topic::new(name, next_seq, chain, reader)
+    Topic::new(name, lane, next_seq, chain, reader)
 }
 
 /// Offset in `block` of the entry with sequence number `seq` (or the block's end).
