@@ -27,6 +27,7 @@ fn allocate(c: &mut Criterion) {
                 block_bytes: 4096,
                 blocks_per_file: 1024,
                 small_unit_bytes: 4096,
+                lanes: 1,
                 precreate: true,
                 quiet: false,
             };

@@ -72,6 +72,7 @@ pub fn config_with_blocks(read_only: bool, block_bytes: u64) -> EngineConfig {
             blocks_per_file: BLOCKS_PER_FILE,
             // 256-byte units: topics start in small files and grow into the 1 KiB blocks.
             small_unit_bytes: walrus_alloc::SMALL_UNIT_BYTES_MIN,
+            lanes: 1,
             precreate: false,
             quiet: true,
         },

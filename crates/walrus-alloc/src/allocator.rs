@@ -27,7 +27,7 @@ pub const SMALL_UNIT_BYTES_MIN: u64 = 256;
 /// time waiting for it, and took 0.66-0.90M appends/s against 1.18-1.51M in four files).
 /// Each lane's files have a quarter of the configured blocks, so the space reserved ahead is
 /// what one file of the configured size would reserve. Used when files have at least
-/// [`LANE_FILE_BLOCKS_MIN`] blocks per lane.
+/// [`LANE_FILE_BLOCKS_MIN`] blocks per lane. The default of [`AllocConfig::lanes`].
 pub const LANES: u32 = 4;
 /// Fewest blocks a lane's file may have: with fewer blocks per file, one lane.
 pub const LANE_FILE_BLOCKS_MIN: u32 = 4;
@@ -49,6 +49,9 @@ pub struct AllocConfig {
     /// least [`SMALL_UNIT_BYTES_MIN`]). They are used only when blocks are at least 4 units:
     /// a topic's first extents then take as few units as it needs instead of a whole block.
     pub small_unit_bytes: u64,
+    /// Lanes of ordinary files ([`LANES`] by default; 1 puts every topic's blocks in one
+    /// current file). Split only while each lane's file keeps [`LANE_FILE_BLOCKS_MIN`] blocks.
+    pub lanes: u32,
     /// Create the next file on a helper thread once the current one is half allocated, so
     /// appenders never wait for a file creation.
     pub precreate: bool,
@@ -62,6 +65,7 @@ impl Default for AllocConfig {
             block_bytes: 10 * 1024 * 1024,
             blocks_per_file: 100,
             small_unit_bytes: 4096,
+            lanes: LANES,
             precreate: true,
             quiet: false,
         }
@@ -123,8 +127,9 @@ impl Allocator {
                 quiet: config.quiet,
             },
             blocks: {
-                let lanes = if config.blocks_per_file / LANES >= LANE_FILE_BLOCKS_MIN {
-                    LANES
+                let lanes = config.lanes.max(1);
+                let lanes = if config.blocks_per_file / lanes >= LANE_FILE_BLOCKS_MIN {
+                    lanes
                 } else {
                     1
                 };
@@ -285,8 +290,16 @@ impl Allocator {
 
     /// Syncs every file with writes that are not yet durable.
     pub fn sync_dirty(&self) -> walrus_storage::Result<usize> {
+        let files = self.files();
+        // With several dirty files (one per lane), start every write-back first so that they
+        // overlap, then wait for each.
+        if files.iter().filter(|f| f.is_dirty()).count() > 1 {
+            for file in &files {
+                file.start_sync_if_dirty();
+            }
+        }
         let mut synced = 0;
-        for file in self.files() {
+        for file in files {
             synced += usize::from(file.sync_if_dirty()?);
         }
         Ok(synced)

@@ -89,11 +89,26 @@ impl SegmentFile {
         &self.state
     }
 
+    /// Whether the file has writes that are not yet durable.
+    pub fn is_dirty(&self) -> bool {
+        self.dirty.load(Ordering::Acquire)
+    }
+
     /// Records that the file has writes that are not yet durable.
     pub fn mark_dirty(&self) {
         // Release pairs with the AcqRel swap in `sync_if_dirty`: a syncer that sees the flag
         // also sees the write made before it.
         self.dirty.store(true, Ordering::Release);
+    }
+
+    /// Starts the write-back of the file's pages if it is dirty, without waiting
+    /// (`Segment::start_sync`), so that syncing several files overlaps their write-back.
+    pub fn start_sync_if_dirty(&self) {
+        if self.dirty.load(Ordering::Acquire)
+            && let Some(segment) = self.segment()
+        {
+            segment.start_sync();
+        }
     }
 
     /// Syncs the file if it was marked dirty since the last sync. Returns whether it synced.

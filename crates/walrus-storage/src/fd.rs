@@ -187,4 +187,9 @@ impl Segment for FdSegment {
             .sync_data()
             .map_err(|e| Error::io("fdatasync", &self.path, e))
     }
+
+    fn start_sync(&self) {
+        // A failure here is only a lost hint: the sync after it reports write-back errors.
+        let _ = sys::fs::start_writeback(&self.file);
+    }
 }

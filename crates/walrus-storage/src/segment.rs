@@ -113,6 +113,12 @@ pub trait Segment: Send + Sync + fmt::Debug {
     /// Makes every write that returned before this call durable.
     fn sync(&self) -> Result<()>;
 
+    /// Starts writing the file's dirty pages back without waiting for them, before a
+    /// [`Segment::sync`] that follows: when several files must be synced, their write-back
+    /// then overlaps instead of running one file after the other. Durability still comes
+    /// only from `sync`; this is a hint and does nothing by default.
+    fn start_sync(&self) {}
+
     /// A hint that `len` bytes from `offset` will be written soon: a backend may prepare
     /// them (the mmap backend faults their pages in, so the writes take no page fault).
     /// Changes no byte; does nothing by default. Slow, so call it off the hot path.

@@ -133,7 +133,14 @@ impl Engine {
     ) -> Result<Self> {
         let _span = tracing::info_span!("walrus_open", dir = %storage.dir().display()).entered();
         let started = Instant::now();
-        let alloc = Arc::new(Allocator::new(Arc::clone(&storage), config.alloc)?);
+        let mut alloc_config = config.alloc;
+        if matches!(config.fsync, FsyncSchedule::SyncEach) {
+            // Every append waits for a sync round, and each file a round syncs costs a device
+            // cache flush: one file per round beats spreading writers over lanes (durable
+            // batches of 4 writers: 0.69-0.72M entries/s in one file, 0.49-0.52M in four).
+            alloc_config.lanes = 1;
+        }
+        let alloc = Arc::new(Allocator::new(Arc::clone(&storage), alloc_config)?);
         let (files, unreadable) = adopt_files(&storage, &alloc, config.read_only)?;
         let (cursors, loaded) = CursorStore::open(Arc::clone(&storage))?;
         let records = crate::topic_record::RecordStore::open(Arc::clone(&storage))?;

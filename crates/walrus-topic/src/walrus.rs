@@ -377,7 +377,8 @@ impl WalrusBuilder {
 
     /// Sets the number of blocks per segment file (default 100). With at least 16, files come
     /// in 4 lanes of a quarter of that each, one lane per topic in turn, so writers of
-    /// different topics do not share a file (and its lock in the kernel).
+    /// different topics do not share a file (and its lock in the kernel); under
+    /// `FsyncSchedule::SyncEach`, one lane (a sync round then flushes one file).
     pub fn blocks_per_file(mut self, blocks: u32) -> Self {
         self.alloc.blocks_per_file = blocks;
         self

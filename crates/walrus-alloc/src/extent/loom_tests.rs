@@ -18,6 +18,7 @@ fn loom_racing_consumers_count_an_extent_once() {
             block_bytes: 512,
             blocks_per_file: 2,
             small_unit_bytes: 0,
+            lanes: 1,
             precreate: false,
             quiet: false,
         };

@@ -10,6 +10,7 @@ pub(crate) fn small_config() -> AllocConfig {
         block_bytes: 4096,
         blocks_per_file: 4,
         small_unit_bytes: 4096,
+        lanes: 1,
         precreate: false,
         quiet: false,
     }
@@ -104,6 +105,7 @@ fn concurrent_allocations_never_overlap() {
         block_bytes: 4096,
         blocks_per_file: 8,
         small_unit_bytes: 4096,
+        lanes: 1,
         precreate: true,
         quiet: false,
     };
@@ -143,6 +145,7 @@ fn config_with_small_units() -> AllocConfig {
         // 16 MiB files: small files get their full 2,048 units (8 MiB).
         blocks_per_file: 16,
         small_unit_bytes: 4096,
+        lanes: 1,
         precreate: false,
         quiet: false,
     }
@@ -200,6 +203,7 @@ fn small_units_are_off_when_blocks_are_small_or_the_unit_is_zero() {
     assert_eq!(alloc.allocate(1).unwrap().file().block_bytes(), 4096);
     let off = AllocConfig {
         small_unit_bytes: 0,
+        lanes: 1,
         ..config_with_small_units()
     };
     let (_storage, alloc) = mem_allocator(off);
@@ -249,6 +253,7 @@ fn lanes_carve_from_files_of_their_own_each_a_quarter_of_the_configured_size() {
         block_bytes: 4096,
         blocks_per_file: 16,
         small_unit_bytes: 0,
+        lanes: walrus_alloc::LANES,
         precreate: false,
         quiet: false,
     };
@@ -269,7 +274,12 @@ fn lanes_carve_from_files_of_their_own_each_a_quarter_of_the_configured_size() {
     // An extent larger than a lane's file gets a file of its own.
     let big = alloc.allocate_between(1, 5 * 4096, 5 * 4096).unwrap();
     assert_eq!((big.file().block_count(), big.first_block()), (5, 0));
-    // Files of fewer than 16 blocks are not split.
-    let (_storage, alloc) = mem_allocator(small_config());
-    assert_eq!(alloc.lanes(), 1);
+    // Files of fewer than 16 blocks are not split, nor are files configured with one lane.
+    let few = AllocConfig {
+        lanes: walrus_alloc::LANES,
+        ..small_config()
+    };
+    assert_eq!(mem_allocator(few).1.lanes(), 1);
+    let one = AllocConfig { lanes: 1, ..config };
+    assert_eq!(mem_allocator(one).1.lanes(), 1);
 }

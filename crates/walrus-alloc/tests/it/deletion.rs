@@ -59,6 +59,7 @@ fn unused_precreated_spare_is_removed_on_drop() {
         block_bytes: 4096,
         blocks_per_file: 4,
         small_unit_bytes: 4096,
+        lanes: 1,
         precreate: true,
         quiet: false,
     };
@@ -108,6 +109,7 @@ fn deleted_file_space_is_returned(kind: BackendKind) {
         block_bytes: 1 << 20,
         blocks_per_file: 4,
         small_unit_bytes: 4096,
+        lanes: 1,
         precreate: false,
         quiet: false,
     };
@@ -156,6 +158,7 @@ fn disk_blocks_are_freed_after_deletion() {
         block_bytes: 16 << 20,
         blocks_per_file: 4,
         small_unit_bytes: 4096,
+        lanes: 1,
         precreate: false,
         quiet: false,
     };

@@ -19,6 +19,7 @@ fn open(storage: &MemStorage) -> Arc<Engine> {
             block_bytes: 1024,
             blocks_per_file: 4,
             small_unit_bytes: 4096,
+            lanes: 1,
             precreate: false,
             quiet: true,
         },

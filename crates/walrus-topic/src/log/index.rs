@@ -221,6 +221,7 @@ mod tests {
                 blocks_per_file: 4,
                 // One block for the whole test, however small the topic starts.
                 small_unit_bytes: 0,
+                lanes: 1,
                 precreate: false,
                 quiet: true,
             },

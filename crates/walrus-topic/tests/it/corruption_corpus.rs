@@ -135,6 +135,7 @@ fn config(block_bytes: usize, scan_sealed: bool) -> EngineConfig {
             block_bytes: block_bytes as u64,
             blocks_per_file: 4,
             small_unit_bytes: 4096,
+            lanes: 1,
             precreate: false,
             quiet: true,
         },

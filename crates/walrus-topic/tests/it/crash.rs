@@ -16,6 +16,7 @@ fn config(fsync: FsyncSchedule) -> EngineConfig {
             block_bytes: 16 * 1024,
             blocks_per_file: 4,
             small_unit_bytes: 4096,
+            lanes: 1,
             precreate: false,
             quiet: false,
         },

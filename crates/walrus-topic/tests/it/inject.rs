@@ -65,6 +65,7 @@ fn config() -> EngineConfig {
             block_bytes: 4096,
             blocks_per_file: 2,
             small_unit_bytes: 4096,
+            lanes: 1,
             precreate: false,
             quiet: true,
         },

@@ -20,6 +20,7 @@ fn open(storage: &FaultyStorage) -> Arc<Engine> {
             block_bytes: 1024,
             blocks_per_file: 8,
             small_unit_bytes: 4096,
+            lanes: 1,
             precreate: false,
             quiet: true,
         },

@@ -56,6 +56,7 @@ fn config(schedule: FsyncSchedule) -> EngineConfig {
             blocks_per_file: 4,
             // Topics start in 512-byte units of small files (32 per file) and grow to blocks.
             small_unit_bytes: 512,
+            lanes: 1,
             precreate: false,
             quiet: true,
         },

@@ -17,6 +17,7 @@ pub(crate) fn config(block_bytes: u64, fsync: FsyncSchedule) -> EngineConfig {
             block_bytes,
             blocks_per_file: 4,
             small_unit_bytes: 4096,
+            lanes: 1,
             precreate: false,
             quiet: true,
         },
