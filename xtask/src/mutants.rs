@@ -35,6 +35,11 @@ const MUTANTS: &[(&str, &[&str], &[&str])] = &[
     ("clean_marker_kept", &[], &["sim_crash_power_loss"]),
     ("seal_before_durable", &[], &["seal::"]),
     ("prepare_overwrites", &["basics::", "model_mmap"], &[]),
+    (
+        "extent_short_of_need",
+        &["small_topics::", "model_fd"],
+        &["sim_crash_power_loss"],
+    ),
 ];
 
 /// Runs `filters` of the `it` suite of `package` built as `mutant`; `true` if a test failed.

@@ -102,6 +102,13 @@ impl FileClass {
     /// unused keeps files full (and recovery from probing unused blocks).
     pub(crate) fn allocate(&self, maker: &FileMaker, min: u32, want: u32) -> Result<Arc<Extent>> {
         debug_assert!(min > 0 && min <= want && want <= self.blocks_per_file);
+        // Mutant extent_short_of_need: takes the rest of the current file even when it is
+        // smaller than the request needs (its writer then writes past its extent).
+        let min = if cfg!(walrus_mutant = "extent_short_of_need") {
+            1
+        } else {
+            min
+        };
         let mut current = self.current.lock();
         if let Some(cur) = current.as_mut()
             && cur.next_block + min <= cur.file.block_count()
