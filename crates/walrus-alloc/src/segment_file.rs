@@ -166,9 +166,9 @@ impl SegmentFile {
     /// passed the file's last extent.
     ///
     /// The space (and the file's pages in the page cache) is freed when the last handle
-    /// closes, and freeing the cached pages of a 250 MiB file takes tens of milliseconds: a
-    /// reader that did it inline stalled (batch reads of 1 GiB ran at about half speed), so the
-    /// handle is dropped on a short-lived thread. The name is gone when this returns.
+    /// closes, which takes tens of milliseconds for a 250 MiB file: the handle is dropped on
+    /// a thread of the lowest priority (`walrus_storage::release_in_background`). The name is gone
+    /// when this returns.
     pub(crate) fn delete(&self) {
         let segment = self.segment.write().take();
         match self.storage.remove(&self.name) {
@@ -179,13 +179,7 @@ impl SegmentFile {
             }
         }
         if let Some(segment) = segment {
-            let released = std::thread::Builder::new()
-                .name("walrus-release".into())
-                .spawn(move || drop(segment));
-            if let Err(err) = released {
-                // The handle went back with the closure's error and was dropped here.
-                tracing::debug!(error = %err, "cannot spawn a thread to close a deleted file");
-            }
+            walrus_storage::release_in_background(segment);
         }
     }
 }

@@ -21,6 +21,7 @@ mod format;
 mod frame;
 mod lock;
 mod mmap;
+mod release;
 mod scan;
 mod segment;
 #[expect(
@@ -51,6 +52,7 @@ pub use frame::{
 };
 pub use lock::{DirLock, LOCK_FILE_NAME};
 pub use mmap::MmapStorage;
+pub use release::release_in_background;
 pub use scan::{ScanEnd, ScanItem, Scanner, resync};
 pub use segment::{
     BackendKind, ReadAt, Segment, Storage, WriteAt, open_storage, open_storage_with_mode,

@@ -54,6 +54,22 @@ pub(crate) fn start_writeback(file: &File) -> io::Result<()> {
     }
 }
 
+/// Gives the calling thread the lowest priority (nice 19) for clean-up work that should
+/// yield to the threads doing the real work but never starve (`SCHED_IDLE` could, and the
+/// space of a deleted file comes back only when its last handle closes). Best effort.
+#[cfg(target_os = "linux")]
+pub(crate) fn lower_thread_priority() {
+    // SAFETY: gettid and setpriority take no pointers; on Linux, PRIO_PROCESS with a thread
+    // id sets that thread's nice value only. A failure leaves the priority as it was.
+    let _ = unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 19)
+    };
+}
+
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn lower_thread_priority() {}
+
 #[cfg(not(target_os = "linux"))]
 pub(crate) fn start_writeback(_file: &File) -> io::Result<()> {
     Ok(())
