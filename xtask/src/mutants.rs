@@ -36,6 +36,16 @@ const MUTANTS: &[(&str, &[&str], &[&str])] = &[
     ("seal_before_durable", &[], &["seal::"]),
     ("prepare_overwrites", &["basics::", "model_mmap"], &[]),
     (
+        "deferred_consume_early",
+        &[],
+        &["crash::deferred_cursor", "sim_crash_power_loss"],
+    ),
+    (
+        "deferred_cursor_unsynced",
+        &[],
+        &["crash::deferred_cursor", "sim_crash_power_loss"],
+    ),
+    (
         "extent_short_of_need",
         &["small_topics::", "model_fd"],
         &["sim_crash_power_loss"],

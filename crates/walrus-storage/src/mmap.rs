@@ -120,6 +120,13 @@ impl Segment for MmapSegment {
         Ok(())
     }
 
+    fn read_vec(&self, offset: u64, len: usize) -> Result<Vec<u8>> {
+        check_bounds(&self.path, self.len, offset, len)?;
+        let mut out = Vec::new();
+        self.map.read_append(offset as usize, len, &mut out);
+        Ok(out)
+    }
+
     fn reads_are_copies(&self) -> bool {
         true
     }

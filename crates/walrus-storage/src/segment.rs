@@ -77,6 +77,15 @@ pub trait Segment: Send + Sync + fmt::Debug {
     /// Fills all of `buf` from `offset`; reading past [`Segment::len`] is an error.
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()>;
 
+    /// The `len` bytes at `offset` in a new vector; reading past [`Segment::len`] is an
+    /// error. The mmap backend copies them straight into the vector's allocation; others read
+    /// into a zeroed one.
+    fn read_vec(&self, offset: u64, len: usize) -> Result<Vec<u8>> {
+        let mut buf = vec![0u8; len];
+        self.read_at(offset, &mut buf)?;
+        Ok(buf)
+    }
+
     /// Whether [`Segment::read_at`] is a plain memory copy (no system call), so that many
     /// small reads cost no more than one large read and a copy out of it. The mmap backend
     /// copies straight from its mapping: a reader may then copy each entry into its own buffer

@@ -28,10 +28,30 @@ pub enum ReadConsistency {
     /// 1), and only then: after a restart (a crash or a clean close alike, as in walrus-rust
     /// 0.2.0) the entries checkpointed since the last persist are delivered again, fewer
     /// than `persist_every`.
+    ///
+    /// Under `FsyncSchedule::Milliseconds(n)` a persist is written at once and made durable
+    /// by the next background sync, like the data: a power loss also delivers again the
+    /// entries read since the last background sync (about `n` ms).
     AtLeastOnce {
         /// Entries between two persists.
         persist_every: u32,
     },
+}
+
+/// When an `AtLeastOnce` cursor persist is made durable (`StrictlyAtOnce` persists always
+/// sync before the read returns).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CursorSync {
+    /// By the next background sync under `FsyncSchedule::Milliseconds`, else by the persist's
+    /// own sync.
+    #[default]
+    Schedule,
+    /// By the persist's own sync, before the read returns.
+    Immediate,
+    /// By the next sync round, whatever the schedule: an append under `SyncEach`, the
+    /// background sync, `flush()` or a clean close (tests use it to reach this path
+    /// deterministically).
+    NextRound,
 }
 
 /// Everything needed to open an engine on a directory.
@@ -63,6 +83,8 @@ pub struct EngineConfig {
     /// Scan the data of every block at open, even of blocks whose seal record says where
     /// their entries end (read-only opens always do: they are for inspection).
     pub scan_sealed: bool,
+    /// When `AtLeastOnce` cursor persists are made durable.
+    pub cursor_sync: CursorSync,
 }
 
 impl Default for EngineConfig {
@@ -81,6 +103,7 @@ impl Default for EngineConfig {
             file_mode: walrus_storage::DEFAULT_FILE_MODE,
             import: crate::ImportOptions::default(),
             scan_sealed: false,
+            cursor_sync: CursorSync::Schedule,
         }
     }
 }

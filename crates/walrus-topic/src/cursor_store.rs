@@ -1,8 +1,10 @@
 //! The persisted read cursors: two fixed 256-byte slots per topic in pre-sized cursor files.
 //!
-//! Persisting one cursor writes one slot and syncs its file: the cost is the same with one
-//! topic or ten thousand. The two slots of a topic are written in turn (by generation), so a
-//! torn write destroys at most the newer one and recovery falls back to the older.
+//! Persisting one cursor writes one slot and syncs its file (or leaves the sync to the next
+//! group-commit round: `crate::deferred_cursors`): the cost is the same with one topic or ten
+//! thousand. Each topic has two slots, and a write never goes to the one holding the newest
+//! durable generation, so a torn or lost write destroys at most a newer one and recovery
+//! (which takes the highest valid generation of the two) falls back to the durable one.
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -34,6 +36,8 @@ pub(crate) struct PersistedCursor {
 pub(crate) struct LoadedCursor {
     pub(crate) slot: u32,
     pub(crate) generation: u64,
+    /// Which of the slot's two halves holds it.
+    pub(crate) half: u8,
     pub(crate) cursor: PersistedCursor,
 }
 
@@ -94,19 +98,21 @@ impl CursorStore {
             for pair in 0..CURSOR_TOPICS_PER_FILE {
                 let slot = index * CURSOR_TOPICS_PER_FILE + pair;
                 let start = (u64::from(pair) * 2 * CURSOR_SLOT_BYTES) as usize;
-                let best = (0..2)
+                let best = (0..2u8)
                     .filter_map(|half| {
-                        let at = start + half * CURSOR_SLOT_BYTES as usize;
+                        let at = start + usize::from(half) * CURSOR_SLOT_BYTES as usize;
                         bytes
                             .get(at..at + CURSOR_SLOT_BYTES as usize)
                             .and_then(|b| decode_slot(b, slot))
+                            .map(|found| (half, found))
                     })
-                    .max_by_key(|(generation, _, _)| *generation);
-                if let Some((generation, name, cursor)) = best {
+                    .max_by_key(|(_, (generation, _, _))| *generation);
+                if let Some((half, (generation, name, cursor))) = best {
                     next_slot = slot + 1;
                     let loaded = LoadedCursor {
                         slot,
                         generation,
+                        half,
                         cursor,
                     };
                     let keep = found
@@ -144,15 +150,33 @@ impl CursorStore {
         Ok(slot)
     }
 
-    /// Writes `cursor` for `topic` into half `generation % 2` of `slot`, then syncs it.
+    /// Syncs every cursor file. At open, this makes the cursors found durable: a write left
+    /// to a sync round that never came (a `NoFsync` close, a killed process) may be only in
+    /// the page cache, and the next write must be able to treat the newest generation as
+    /// durable (`TopicReader::half_for_write` overwrites the other half).
+    pub(crate) fn sync_all(&self) -> Result<()> {
+        for file in self.files.read().iter() {
+            file.sync()?;
+        }
+        Ok(())
+    }
+
+    /// The cursor file that holds `slot` (assigned already).
+    pub(crate) fn file_of(&self, slot: u32) -> Arc<dyn Segment> {
+        Arc::clone(&self.files.read()[(slot / CURSOR_TOPICS_PER_FILE) as usize])
+    }
+
+    /// Writes `cursor` for `topic` as `generation` into half `half` (0 or 1) of `slot`, then,
+    /// with `sync`, syncs its file.
     pub(crate) fn persist(
         &self,
-        slot: u32,
+        (slot, half): (u32, u8),
         generation: u64,
         topic: &str,
         cursor: &PersistedCursor,
+        sync: bool,
     ) -> Result<()> {
-        let segment = self.files.read()[(slot / CURSOR_TOPICS_PER_FILE) as usize].clone();
+        let segment = self.file_of(slot);
         let mut payload = [0u8; CURSOR_FIXED_BYTES + crate::format::TOPIC_NAME_BYTES_MAX];
         for (at, value) in [
             (CURSOR_NEXT_SEQ_OFFSET, cursor.next_seq),
@@ -174,10 +198,10 @@ impl CursorStore {
         encode_frame(&mut bytes, &header, &payload[..end]);
         bytes.resize(CURSOR_SLOT_BYTES as usize, 0);
         let pair = u64::from(slot % CURSOR_TOPICS_PER_FILE);
-        let offset = pair * 2 * CURSOR_SLOT_BYTES + (generation % 2) * CURSOR_SLOT_BYTES;
+        let offset = pair * 2 * CURSOR_SLOT_BYTES + u64::from(half & 1) * CURSOR_SLOT_BYTES;
         let Err(err) = segment
             .write_at(offset, &bytes)
-            .and_then(|()| segment.sync())
+            .and_then(|()| if sync { segment.sync() } else { Ok(()) })
         else {
             return Ok(());
         };

@@ -59,17 +59,35 @@ pub(crate) struct Durability {
     pub(crate) seals: crate::seal::PendingSeals,
     /// `TopicLog::on_durable` callbacks, run after the sync round that covers them.
     callbacks: DurableCallbacks,
+    /// Whether `AtLeastOnce` cursor persists leave their sync to the next round.
+    defer_cursors: bool,
+    /// Those cursor writes, and the blocks they let go of.
+    pub(crate) cursors: crate::deferred_cursors::DeferredCursors,
     state: Mutex<SyncState>,
     changed: Condvar,
 }
 
 impl Durability {
     /// Group commit for an instance whose directory is `storage` (`None`: read-only).
-    pub(crate) fn new(storage: Option<Arc<dyn Storage>>) -> Self {
+    /// With `defer_cursors`, `AtLeastOnce` cursor persists are made durable by the next
+    /// round instead of by their own sync (`crate::deferred_cursors`).
+    pub(crate) fn new(storage: Option<Arc<dyn Storage>>, defer_cursors: bool) -> Self {
         Self {
             marker_dir: storage,
+            defer_cursors,
             ..Self::default()
         }
+    }
+
+    /// Whether `AtLeastOnce` cursor persists leave their sync to the next round.
+    pub(crate) fn defers_cursors(&self) -> bool {
+        self.defer_cursors
+    }
+
+    /// Takes a ticket for a cursor write to `file` that the next round must make durable.
+    pub(crate) fn cursor_ticket(&self, file: Arc<dyn walrus_storage::Segment>) -> u64 {
+        self.cursors.written(file);
+        self.ticket()
     }
 
     /// Poisons the instance (first reason wins) and leaves the poison marker on disk, so
@@ -144,7 +162,9 @@ impl Durability {
             let started = Instant::now();
             let synced = {
                 let _span = tracing::debug_span!("walrus_fsync", up_to = target).entered();
-                alloc.sync_dirty()
+                alloc
+                    .sync_dirty()
+                    .and_then(|files| self.cursors.sync_written().map(|()| files))
             };
             self.last_sync_nanos
                 .store(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
@@ -172,6 +192,9 @@ impl Durability {
             let (durable, poisoned) = (state.durable, state.poisoned.clone());
             drop(state);
             self.callbacks.settle(durable, poisoned.as_deref());
+            if poisoned.is_none() {
+                self.cursors.consume_due(durable);
+            }
             state = self.state.lock();
         }
     }

@@ -155,6 +155,7 @@ impl Engine {
             recovery::recover(&files, &positions, hints, &cuts)?
         };
         if !config.read_only {
+            cursors.sync_all()?;
             settle_after_recovery(storage.as_ref(), &alloc, hints)?;
             // The truncations recovery finished are durable now.
             for (name, cut) in cuts {
@@ -186,7 +187,15 @@ impl Engine {
                 "walrus opened"
             );
         }
-        let durability = Durability::new((!config.read_only).then(|| Arc::clone(&storage)));
+        let defer_cursors = match config.cursor_sync {
+            crate::CursorSync::Schedule => matches!(config.fsync, FsyncSchedule::Milliseconds(_)),
+            crate::CursorSync::Immediate => false,
+            crate::CursorSync::NextRound => true,
+        };
+        let durability = Durability::new(
+            (!config.read_only).then(|| Arc::clone(&storage)),
+            defer_cursors,
+        );
         // Only the mmap backend takes a page fault per fresh page on the append path.
         let prepare = storage.kind() == walrus_storage::BackendKind::Mmap && !config.read_only;
         let engine = Self {

@@ -68,11 +68,7 @@ pub(crate) fn copy_entry(
     if !admit(len) {
         return Ok(Copied::Refused);
     }
-    let mut payload = vec![0u8; len];
-    segment.read_at(
-        block.file_offset(offset) + FRAME_HEADER_BYTES as u64,
-        &mut payload,
-    )?;
+    let payload = segment.read_vec(block.file_offset(offset) + FRAME_HEADER_BYTES as u64, len)?;
     // Verified on the copy the caller gets, so what is returned is what was checked.
     if walrus_storage::verify_payload(&head, &payload).is_err() {
         return Ok(Copied::Other);

@@ -10,6 +10,7 @@ mod block;
 mod claim;
 mod config;
 mod cursor_store;
+mod deferred_cursors;
 mod durability;
 mod engine;
 mod error;
@@ -32,7 +33,7 @@ mod topic_record;
 mod wal_index;
 mod walrus;
 
-pub use config::{EngineConfig, FsyncSchedule, ReadConsistency};
+pub use config::{CursorSync, EngineConfig, FsyncSchedule, ReadConsistency};
 pub use engine::Engine;
 
 /// The on-disk format version this build writes (docs/FORMAT.md).

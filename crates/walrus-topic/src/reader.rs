@@ -60,7 +60,12 @@ pub(crate) struct TopicReader {
     /// The persisted cursor's slot and generation, once it has one.
     pub(crate) slot: Option<u32>,
     pub(crate) generation: u64,
-    /// The sequence number last persisted, if any.
+    /// The half of the slot that holds the newest generation known durable: the next write
+    /// goes to the other one.
+    pub(crate) durable_half: u8,
+    /// A cursor write that a group-commit round has yet to make durable: its ticket and half.
+    unsynced: Option<(u64, u8)>,
+    /// The sequence number last persisted (written, if `unsynced`), if any.
     pub(crate) persisted_seq: Option<u64>,
     /// The last damaged offset reported, so a repeated peek logs it once.
     last_corruption: Option<(u64, u64)>,
@@ -376,7 +381,9 @@ impl TopicReader {
                 self.unpersisted >= u64::from(persist_every.max(1))
             }
         };
-        if due && let Err(err) = self.persist(ctx, topic) {
+        let deferred = matches!(consistency, ReadConsistency::AtLeastOnce { .. })
+            && ctx.durability.defers_cursors();
+        if due && let Err(err) = self.persist_as(ctx, topic, deferred) {
             // The read fails, so the cursor must not move: the same entries come back next.
             (self.offset, self.next_seq, self.unpersisted) = (before.0, before.1, before.2);
             let mut chain = topic.chain.write();
@@ -385,22 +392,41 @@ impl TopicReader {
             }
             return Err(err);
         }
-        self.release_passed();
+        self.release_passed(ctx.durability);
         Ok(())
     }
 
-    /// Persists the cursor now (a failed sync poisons the instance).
+    /// Persists the cursor now and durably (a failed sync poisons the instance).
     pub(crate) fn persist(&mut self, ctx: ReadCtx<'_>, topic: &Topic) -> Result<()> {
+        self.persist_as(ctx, topic, false)
+    }
+
+    /// Persists the cursor now; with `deferred`, the next group-commit round makes it durable.
+    fn persist_as(&mut self, ctx: ReadCtx<'_>, topic: &Topic, deferred: bool) -> Result<()> {
         ctx.durability.check_poisoned()?;
         ctx.durability
-            .check(self.persist_cursor(ctx.cursors, topic))?;
+            .check(self.persist_cursor(ctx, topic, deferred))?;
         ctx.counters.cursor_persisted();
         Ok(())
     }
 
+    /// The half of the slot the next write goes to: never the one holding the newest durable
+    /// generation, so that a lost or torn write leaves that generation for recovery.
+    fn half_for_write(&mut self, durability: &Durability) -> u8 {
+        if let Some((ticket, half)) = self.unsynced
+            && durability.durable_ticket() >= ticket
+        {
+            self.durable_half = half;
+            self.unsynced = None;
+        }
+        1 - self.durable_half
+    }
+
     /// Writes the position to the cursor slot (assigning one first if needed) and releases
-    /// the blocks the persisted cursor has now left behind.
-    pub(crate) fn persist_cursor(&mut self, cursors: &CursorStore, topic: &Topic) -> Result<()> {
+    /// the blocks the persisted cursor has now left behind: at once when the write is
+    /// synced, after the round that syncs it when `deferred`.
+    fn persist_cursor(&mut self, ctx: ReadCtx<'_>, topic: &Topic, deferred: bool) -> Result<()> {
+        let cursors = ctx.cursors;
         let slot = match self.slot {
             Some(slot) => slot,
             None => cursors.assign_slot()?,
@@ -417,13 +443,36 @@ impl TopicReader {
         // The generation moves only on success: a failed write may have damaged this half of
         // the slot pair, and the retry must rewrite it, not the other (still valid) half.
         let generation = self.generation + 1;
-        cursors.persist(slot, generation, &topic.name, &cursor)?;
+        let half = self.half_for_write(ctx.durability);
+        cursors.persist((slot, half), generation, &topic.name, &cursor, !deferred)?;
         self.generation = generation;
+        self.note_written(
+            ctx.durability,
+            deferred.then(|| cursors.file_of(slot)),
+            half,
+        );
         self.unpersisted = 0;
         self.persisted_seq = Some(self.next_seq);
         topic.positions.set_floor(self.next_seq);
-        self.release_passed();
+        self.release_passed(ctx.durability);
         Ok(())
+    }
+
+    /// Records a cursor write to `half`: durable now without `file`, else due with the next
+    /// round, which must sync `file`.
+    fn note_written(
+        &mut self,
+        durability: &Durability,
+        file: Option<Arc<dyn walrus_storage::Segment>>,
+        half: u8,
+    ) {
+        match file {
+            Some(file) => self.unsynced = Some((durability.cursor_ticket(file), half)),
+            None => {
+                self.durable_half = half;
+                self.unsynced = None;
+            }
+        }
     }
 
     /// Persists `seq`, between the persisted cursor and the cursor, as the cursor's durable
@@ -448,26 +497,50 @@ impl TopicReader {
             ..PersistedCursor::default()
         };
         let generation = self.generation + 1;
-        let written = ctx.cursors.persist(slot, generation, &topic.name, &cursor);
+        let half = self.half_for_write(ctx.durability);
+        let written = ctx
+            .cursors
+            .persist((slot, half), generation, &topic.name, &cursor, true);
         ctx.durability.check(written)?;
         ctx.counters.cursor_persisted();
         self.generation = generation;
+        self.note_written(ctx.durability, None, half);
         self.unpersisted = self.next_seq - seq;
         self.persisted_seq = Some(seq);
         topic.positions.set_floor(seq);
-        self.release_passed();
+        self.release_passed(ctx.durability);
         Ok(())
     }
 
-    /// Consumes the passed blocks that the persisted cursor has left behind.
-    pub(crate) fn release_passed(&mut self) {
+    /// Consumes the passed blocks that the persisted cursor has left behind; while that
+    /// cursor waits for a round to make it durable, queues them to be consumed after it.
+    pub(crate) fn release_passed(&mut self, durability: &Durability) {
         let persisted = self.persisted_seq.unwrap_or(0);
+        let pending = self
+            .unsynced
+            .map(|(ticket, _)| ticket)
+            .filter(|ticket| durability.durable_ticket() < *ticket);
+        // Mutant deferred_consume_early: consumes at once what waits for an unsynced cursor.
+        let pending = pending.filter(|_| !cfg!(walrus_mutant = "deferred_consume_early"));
+        let mut later = Vec::new();
         self.passed.retain(|(block, end_seq)| {
-            let keep = *end_seq > persisted;
-            if !keep {
-                block.extent.consume();
+            if *end_seq > persisted {
+                return true;
             }
-            keep
+            match pending {
+                Some(_) => later.push(Arc::clone(block)),
+                None => {
+                    block.extent.consume();
+                }
+            }
+            false
         });
+        if let Some(ticket) = pending
+            && !later.is_empty()
+        {
+            durability.cursors.consume_after(ticket, later);
+            // The round may have completed since the check above and missed these.
+            durability.cursors.consume_due(durability.durable_ticket());
+        }
     }
 }

@@ -490,6 +490,7 @@ impl WalrusBuilder {
             file_mode: self.file_mode,
             import: self.import,
             scan_sealed: self.full_scan,
+            cursor_sync: crate::CursorSync::Schedule,
         };
         let engine = Engine::open(config)?;
         Ok(Walrus {

@@ -95,6 +95,24 @@ impl Mapping {
         unsafe { std::ptr::copy_nonoverlapping(src, buf.as_mut_ptr(), buf.len()) }
     }
 
+    /// Appends the `len` bytes at `offset` in the mapping to `out`, copied straight into its
+    /// spare capacity (no zero-filling first, which cost a tenth of an mmap batch read in
+    /// `calloc`). Panics like [`Mapping::write`].
+    pub(crate) fn read_append(&self, offset: usize, len: usize, out: &mut Vec<u8>) {
+        let src = self.range_ptr(offset, len);
+        out.reserve(len);
+        let filled = out.len();
+        // SAFETY: `range_ptr` checked that `len` bytes from `src` lie inside the live mapping
+        // (or that the copy is empty); `reserve` made room for `len` more bytes after the
+        // initialized `filled`, in a Rust allocation distinct from the mapping, so the ranges
+        // cannot overlap. Those `len` bytes are initialized by the copy before `set_len`
+        // exposes them.
+        unsafe {
+            std::ptr::copy_nonoverlapping(src, out.as_mut_ptr().add(filled), len);
+            out.set_len(filled + len);
+        }
+    }
+
     /// Faults the pages of a byte range in, writable, without touching their bytes
     /// (`MADV_POPULATE_WRITE`, Linux 5.14+): a later write to them costs no page fault.
     /// Only a hint: kernels without it return an error, which callers ignore.

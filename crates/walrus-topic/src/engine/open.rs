@@ -143,6 +143,7 @@ fn position_topic(
     if let Some(loaded) = cursor {
         reader.slot = Some(loaded.slot);
         reader.generation = loaded.generation;
+        reader.durable_half = loaded.half;
         reader.persisted_seq = Some(loaded.cursor.next_seq);
     }
     let target = cursor.map_or(0, |c| c.cursor.next_seq).min(next_seq);

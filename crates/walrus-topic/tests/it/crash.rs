@@ -259,3 +259,77 @@ fn milliseconds_schedule_makes_appends_durable_in_the_background() {
     let wal = engine(&storage, FsyncSchedule::SyncEach);
     assert_eq!(read_all(&wal, "t"), (0..50).map(entry).collect::<Vec<_>>());
 }
+
+/// `AtLeastOnce` persists left to the next round (`CursorSync::NextRound`): until a round
+/// makes the cursor durable, the blocks it passed stay (a power loss brings back the older
+/// cursor, and what it points at must still be there); after the round they go, and the
+/// cursor survives a power loss. Mutants `deferred_consume_early` and
+/// `deferred_cursor_unsynced` fail here.
+#[test]
+fn deferred_cursor_frees_files_only_after_the_round_that_syncs_it() {
+    let storage = FaultyStorage::new();
+    let open = |storage: &FaultyStorage| {
+        let shared: Arc<dyn Storage> = Arc::new(storage.clone());
+        let config = EngineConfig {
+            cursor_sync: walrus_topic::CursorSync::NextRound,
+            ..config(FsyncSchedule::NoFsync)
+        };
+        Engine::open_with_storage(shared, config).unwrap()
+    };
+    let wal_files = |storage: &FaultyStorage| {
+        let names = storage.list().unwrap();
+        names.iter().filter(|n| n.ends_with(".wal")).count()
+    };
+    let mode = ReadConsistency::AtLeastOnce { persist_every: 1 };
+    let entries: Vec<Vec<u8>> = (0..300u32)
+        .map(|i| {
+            let mut e = i.to_le_bytes().to_vec();
+            e.resize(900, i as u8);
+            e
+        })
+        .collect();
+    let read_to_end = |engine: &Engine| {
+        let mut got = Vec::new();
+        loop {
+            let batch = engine.batch_read("t", 8 * 1024, true, mode).unwrap();
+            if batch.is_empty() {
+                return got;
+            }
+            got.extend(batch.into_iter().map(|e| e.data));
+        }
+    };
+
+    let engine = open(&storage);
+    for e in &entries {
+        engine.append("t", e, FsyncSchedule::NoFsync).unwrap();
+    }
+    engine.flush().unwrap();
+    let files = wal_files(&storage);
+    assert!(files >= 3, "the data spans several files ({files})");
+    assert_eq!(read_to_end(&engine), entries);
+    assert_eq!(
+        wal_files(&storage),
+        files,
+        "no file may go before a round has made the cursor that passed it durable"
+    );
+    storage.power_loss(PowerLoss::DropAll);
+    drop(engine);
+
+    // The cursor writes were lost with the power: everything is delivered again.
+    let engine = open(&storage);
+    assert_eq!(read_to_end(&engine), entries);
+    engine.flush().unwrap();
+    assert!(
+        wal_files(&storage) < files,
+        "the round that synced the cursor frees the files behind it"
+    );
+    storage.power_loss(PowerLoss::DropAll);
+    drop(engine);
+
+    // The flushed cursor survived: nothing is delivered again, and numbering goes on after
+    // it although every file is gone.
+    let engine = open(&storage);
+    let info = engine.topic_info_of("t");
+    assert_eq!(info.map(|i| (i.cursor, i.next_seq)), Some((300, 300)));
+    assert_eq!(read_to_end(&engine), Vec::<Vec<u8>>::new());
+}

@@ -14,7 +14,7 @@ use walrus_alloc::AllocConfig;
 use walrus_storage::{
     BackendKind, Fault, FaultPlan, FaultyStorage, OpKind, PowerLoss, Storage, TearFill,
 };
-use walrus_topic::{Engine, EngineConfig, FsyncSchedule, ReadConsistency, TopicInfo};
+use walrus_topic::{CursorSync, Engine, EngineConfig, FsyncSchedule, ReadConsistency, TopicInfo};
 
 use crate::support::Rng;
 
@@ -28,9 +28,12 @@ struct TopicModel {
     durable: usize,
     /// Batch boundaries: a recovered end must be one of these or lie outside every batch.
     batches: Vec<(usize, usize)>,
-    /// Entries delivered with checkpoint, and the part of that known persisted.
+    /// Entries delivered with checkpoint, the part of that known durably persisted, and the
+    /// part whose persist was written (durable with the next sync round under
+    /// `CursorSync::NextRound`, at once otherwise).
     delivered: usize,
     persisted: usize,
+    written: usize,
     /// Truncations so far: part of every payload, so an entry a truncation removed can never
     /// pass for the one appended at its position after it.
     epoch: usize,
@@ -47,7 +50,7 @@ struct Figures {
     interrupted_recoveries: u64,
 }
 
-fn config(schedule: FsyncSchedule) -> EngineConfig {
+fn config(schedule: FsyncSchedule, cursor_sync: CursorSync) -> EngineConfig {
     EngineConfig {
         dir: "<sim>".into(),
         backend: BackendKind::Faulty,
@@ -62,13 +65,14 @@ fn config(schedule: FsyncSchedule) -> EngineConfig {
         },
         fsync: schedule,
         quiet: true,
+        cursor_sync,
         ..EngineConfig::default()
     }
 }
 
-fn open(storage: &FaultyStorage, schedule: FsyncSchedule) -> Arc<Engine> {
+fn open(storage: &FaultyStorage, schedule: FsyncSchedule, cursor_sync: CursorSync) -> Arc<Engine> {
     let shared: Arc<dyn Storage> = Arc::new(storage.clone());
-    Engine::open_with_storage(shared, config(schedule)).expect("recovery must succeed")
+    Engine::open_with_storage(shared, config(schedule, cursor_sync)).expect("recovery must succeed")
 }
 
 fn payload(rng: &mut Rng, topic: usize, seq: usize, epoch: usize) -> Vec<u8> {
@@ -113,7 +117,9 @@ fn run_ops(
         schedule,
         mixed,
         mode,
+        cursor_sync,
     } = setup;
+    let deferred = cursor_sync == CursorSync::NextRound;
     let steps = 20 + rng.below(120);
     for _ in 0..steps {
         if let Some(logs) = logs.as_mut() {
@@ -174,7 +180,7 @@ fn run_ops(
                     assert_eq!(entry.seq as usize, model.delivered);
                     if checkpoint {
                         model.delivered += 1;
-                        note_persist(model, mode, 1);
+                        note_persist(model, mode, deferred);
                     }
                 }
             }
@@ -187,20 +193,21 @@ fn run_ops(
                 }
                 if !got.is_empty() {
                     model.delivered += got.len();
-                    note_persist(model, mode, got.len());
+                    note_persist(model, mode, deferred);
                 }
             }
             85..=92 => {
                 engine.flush().unwrap();
                 for m in models.iter_mut() {
                     m.durable = m.entries.len();
+                    m.persisted = m.written;
                 }
             }
             _ => {
                 // A clean restart: no power loss, so everything acknowledged survives.
                 let closing = std::mem::replace(engine, open_placeholder());
                 drop(closing);
-                *engine = open(storage, schedule);
+                *engine = open(storage, schedule, cursor_sync);
                 if std::env::var_os("SIM_TRACE").is_some() {
                     eprintln!("reopen findings {:?}", engine.findings());
                     for t in TOPICS {
@@ -210,10 +217,11 @@ fn run_ops(
                 for m in models.iter_mut() {
                     if !matches!(schedule, FsyncSchedule::NoFsync) {
                         m.durable = m.entries.len();
+                        m.persisted = m.written;
                     }
-                    // Close persists no cursor: reading resumes at the persisted one (reads
+                    // Close persists no cursor: reading resumes at the last one written (reads
                     // since an `AtLeastOnce` boundary come again).
-                    m.delivered = m.persisted;
+                    m.delivered = m.written;
                 }
             }
         }
@@ -231,8 +239,8 @@ fn log_op(logs: &mut Rng, engine: &Arc<Engine>, models: &mut [TopicModel]) {
     let len = models[t].entries.len();
     match logs.below(4) {
         0 | 1 => {
-            // Never below the floor (the persisted cursor).
-            let floor = models[t].persisted;
+            // Never below the floor (the persisted cursor, durable or not yet).
+            let floor = models[t].written;
             let cut = floor + logs.below((len - floor + 1) as u64) as usize;
             log.truncate_from(cut as u64).unwrap();
             if cut < len {
@@ -263,6 +271,7 @@ fn log_op(logs: &mut Rng, engine: &Arc<Engine>, models: &mut [TopicModel]) {
             }
             m.delivered = m.delivered.max(p);
             m.persisted = m.persisted.max(p);
+            m.written = m.written.max(p);
             m.durable = m.durable.max(p);
         }
         _ => {
@@ -275,29 +284,40 @@ fn log_op(logs: &mut Rng, engine: &Arc<Engine>, models: &mut [TopicModel]) {
 }
 
 /// After an append under `schedule`: a `SyncEach` append syncs every dirty file, so every
-/// entry of every topic acknowledged so far is durable.
+/// entry of every topic acknowledged so far is durable, and so is every cursor written.
 fn note_durable(models: &mut [TopicModel], schedule: FsyncSchedule) {
     if matches!(schedule, FsyncSchedule::SyncEach) {
         for m in models {
             m.durable = m.entries.len();
+            m.persisted = m.written;
         }
     }
 }
 
 /// A throwaway engine to stand in while the real one is closed.
 fn open_placeholder() -> Arc<Engine> {
-    open(&FaultyStorage::new(), FsyncSchedule::NoFsync)
+    open(
+        &FaultyStorage::new(),
+        FsyncSchedule::NoFsync,
+        CursorSync::Immediate,
+    )
 }
 
-fn note_persist(model: &mut TopicModel, mode: ReadConsistency, delivered: usize) {
+/// After a checkpointed read: whether it persisted the cursor, and whether durably.
+fn note_persist(model: &mut TopicModel, mode: ReadConsistency, deferred: bool) {
     match mode {
-        ReadConsistency::StrictlyAtOnce => model.persisted = model.delivered,
+        ReadConsistency::StrictlyAtOnce => {
+            model.persisted = model.delivered;
+            model.written = model.delivered;
+        }
         ReadConsistency::AtLeastOnce { persist_every } => {
             // Persisted once the unpersisted count reaches n; the engine counts the same way.
-            let unpersisted = model.delivered - model.persisted;
-            let _ = delivered;
+            let unpersisted = model.delivered - model.written;
             if unpersisted >= persist_every.max(1) as usize {
-                model.persisted = model.delivered;
+                model.written = model.delivered;
+                if !deferred {
+                    model.persisted = model.delivered;
+                }
             }
         }
     }
@@ -373,9 +393,11 @@ fn verify(seed: u64, engine: &Arc<Engine>, models: &mut [TopicModel], figures: &
             );
             model.delivered = cursor;
             model.persisted = cursor;
+            model.written = cursor;
         } else {
             model.delivered = 0;
             model.persisted = 0;
+            model.written = 0;
         }
         model.entries.truncate(end);
         model.durable = end;
@@ -389,6 +411,8 @@ struct Setup {
     schedule: FsyncSchedule,
     mixed: bool,
     mode: ReadConsistency,
+    /// When `AtLeastOnce` persists become durable.
+    cursor_sync: CursorSync,
 }
 
 /// Whether the cycle of `seed` runs log operations (truncations, purges, metadata) between
@@ -404,7 +428,11 @@ fn is_mixed(seed: u64) -> bool {
 
 /// Opens with every write (or sync) from the `nth` on failing, as if the machine died there,
 /// then cuts the power: what recovery wrote but did not sync may or may not survive.
-fn interrupt_recovery(storage: &FaultyStorage, schedule: FsyncSchedule, rng: &mut Rng) {
+fn interrupt_recovery(
+    storage: &FaultyStorage,
+    (schedule, cursor_sync): (FsyncSchedule, CursorSync),
+    rng: &mut Rng,
+) {
     let op = if rng.below(2) == 0 {
         OpKind::Write
     } else {
@@ -418,7 +446,10 @@ fn interrupt_recovery(storage: &FaultyStorage, schedule: FsyncSchedule, rng: &mu
     });
     let shared: Arc<dyn Storage> = Arc::new(storage.clone());
     // Recovery may fail or, with fewer operations than `nth`, succeed: either is fine.
-    drop(Engine::open_with_storage(shared, config(schedule)));
+    drop(Engine::open_with_storage(
+        shared,
+        config(schedule, cursor_sync),
+    ));
     storage.clear_faults();
     storage.power_loss(PowerLoss::RandomSubset { seed: rng.next() });
 }
@@ -445,7 +476,17 @@ fn run_cycle(seed: u64, mixed: bool, log_ops: bool, figures: &mut Figures) {
     if std::env::var_os("SIM_TRACE").is_some() {
         eprintln!("schedule {schedule:?} mode {mode:?}");
     }
-    let mut engine = open(&storage, schedule);
+    // Half the seeds leave `AtLeastOnce` cursor syncs to the next round (their own generator,
+    // so that recorded seeds replay the same operations).
+    let cursor_sync = if Rng(seed ^ 0xc5e5_0c5a_de1a_7ed5).below(2) == 0 {
+        CursorSync::NextRound
+    } else {
+        CursorSync::Immediate
+    };
+    if std::env::var_os("SIM_TRACE").is_some() {
+        eprintln!("cursor sync {cursor_sync:?}");
+    }
+    let mut engine = open(&storage, schedule, cursor_sync);
     // Several power cuts per cycle: recovery after recovery.
     for _ in 0..1 + rng.below(3) {
         run_ops(
@@ -457,6 +498,7 @@ fn run_cycle(seed: u64, mixed: bool, log_ops: bool, figures: &mut Figures) {
                 schedule,
                 mixed,
                 mode,
+                cursor_sync,
             },
             &mut models,
             figures,
@@ -488,10 +530,10 @@ fn run_cycle(seed: u64, mixed: bool, log_ops: bool, figures: &mut Figures) {
         // writes or syncs (a separate generator keeps the main sequence of each seed as it
         // was, so recorded seeds replay the same operations).
         if interrupt.below(3) == 0 {
-            interrupt_recovery(&storage, schedule, &mut interrupt);
+            interrupt_recovery(&storage, (schedule, cursor_sync), &mut interrupt);
             figures.interrupted_recoveries += 1;
         }
-        engine = open(&storage, schedule);
+        engine = open(&storage, schedule, cursor_sync);
         if std::env::var_os("SIM_TRACE").is_some() {
             eprintln!("findings {:?}", engine.findings());
             for t in TOPICS {
@@ -503,7 +545,7 @@ fn run_cycle(seed: u64, mixed: bool, log_ops: bool, figures: &mut Figures) {
         let before = snapshot(&engine);
         drop(std::mem::replace(&mut engine, open_placeholder()));
         storage.power_loss(PowerLoss::DropAll);
-        engine = open(&storage, schedule);
+        engine = open(&storage, schedule, cursor_sync);
         let after = snapshot(&engine);
         if after != before {
             for (b, a) in before.iter().zip(&after).filter(|(b, a)| b != a) {

@@ -48,3 +48,36 @@ fn miri_copy_at_an_overflowing_offset_panics() {
     let mut buf = [0u8; 2];
     map.read(usize::MAX, &mut buf);
 }
+
+#[test]
+fn miri_read_append_copies_into_spare_capacity_after_existing_bytes() {
+    let len = 64;
+    let map = Mapping::fake(len);
+    let pattern: Vec<u8> = (1..=len as u8).collect();
+    map.write(0, &pattern);
+    for offset in 0..=len {
+        for n in [0, 1, 7, len - offset] {
+            if offset + n > len {
+                continue;
+            }
+            // Starts non-empty and without spare room, so the copy must land after the
+            // existing bytes of a grown allocation.
+            let mut out = vec![0xee; 3];
+            out.shrink_to_fit();
+            map.read_append(offset, n, &mut out);
+            assert_eq!(out[..3], [0xee; 3]);
+            assert_eq!(out[3..], pattern[offset..offset + n]);
+        }
+    }
+    let mut empty = Vec::new();
+    Mapping::fake(0).read_append(0, 0, &mut empty);
+    assert!(empty.is_empty());
+}
+
+#[test]
+#[should_panic(expected = "assertion failed")]
+fn miri_read_append_past_the_end_panics_before_touching_memory() {
+    let map = Mapping::fake(16);
+    let mut out = Vec::new();
+    map.read_append(10, 8, &mut out);
+}
