@@ -47,7 +47,8 @@ pub(crate) struct Durability {
     /// Mirror of `SyncState::durable`, read without the lock by writers for their claims.
     durable: AtomicU64,
     syncs: AtomicU64,
-    /// Tickets the last round covered: how many appenders the next leader expects to join.
+    /// Tickets issued from the start of the last round to its end: how many appenders the
+    /// next leader expects to join.
     last_group: AtomicU64,
     /// How long the last fdatasync round took, in nanoseconds: bounds the gathering wait.
     last_sync_nanos: AtomicU64,
@@ -168,8 +169,12 @@ impl Durability {
             };
             self.last_sync_nanos
                 .store(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
-            self.last_group
-                .store(target.saturating_sub(durable_before), Ordering::Relaxed);
+            // Every writer with a ticket by now comes back for the next round: those this
+            // round covered, and those that arrived too late for its target.
+            self.last_group.store(
+                self.issued().saturating_sub(durable_before),
+                Ordering::Relaxed,
+            );
             self.syncs.fetch_add(1, Ordering::Relaxed);
             crate::telemetry::fsync();
             if synced.is_ok() {
@@ -205,7 +210,9 @@ impl Durability {
     /// Without it, the appenders woken by a round come back a few microseconds after the
     /// first of them has started the next fdatasync, and wait a whole round more: four
     /// writers then share each round two or three at a time. The leader waits until as many
-    /// tickets as the last round covered are issued, for at most half the last round's
+    /// tickets are issued as were during the last round (from its start to its end: the
+    /// writers it covered and those that came too late, who all come back), for at most half
+    /// the last round's
     /// fdatasync time, yielding the core to them (they may share it). A lone writer's own
     /// ticket meets the count at once, so it never waits.
     fn gather(&self, durable_before: u64) {
