@@ -269,8 +269,23 @@ impl Runner {
                 );
             }
         }
+        drop(dir);
+        settle_disk();
         Ok(Outcome { row, ticks })
     }
+}
+
+/// Lets the disk finish what the cell left behind (write-back of its data, and the discards
+/// of its deleted directory on a file system mounted with `discard`) before the next cell
+/// starts: otherwise whichever system runs next pays for the previous one, and the first
+/// system of each group (Walrus) ran against a busy disk in every group. Uses the `sync`
+/// command (coreutils); where it is missing, cells simply start at once.
+fn settle_disk() {
+    let _ = Command::new("sync")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
 }
 
 fn parse_tick(rest: &str) -> Option<Tick> {
