@@ -275,11 +275,12 @@ impl Runner {
     }
 }
 
-/// Lets the disk finish what the cell left behind (write-back of its data, and the discards
-/// of its deleted directory on a file system mounted with `discard`) before the next cell
-/// starts: otherwise whichever system runs next pays for the previous one, and the first
-/// system of each group (Walrus) ran against a busy disk in every group. Uses the `sync`
-/// command (coreutils); where it is missing, cells simply start at once.
+/// Lets the disk finish writing back what the cell left dirty before the next cell starts:
+/// otherwise whichever system runs next pays for the previous one, and the first system of
+/// each group (Walrus) ran against a busy disk in every group. Uses the `sync` command
+/// (coreutils); where it is missing, cells simply start at once. It does not wait for
+/// anything else: removing the cell's directory (discards included) happens before it, on
+/// this thread, and memory the host takes back is not restored (see benches/RESULTS.md).
 fn settle_disk() {
     let _ = Command::new("sync")
         .stdin(Stdio::null())

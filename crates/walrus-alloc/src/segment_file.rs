@@ -104,7 +104,7 @@ impl SegmentFile {
     /// Starts the write-back of the file's pages if it is dirty, without waiting
     /// (`Segment::start_sync`), so that syncing several files overlaps their write-back.
     pub fn start_sync_if_dirty(&self) {
-        if self.dirty.load(Ordering::Acquire)
+        if self.is_dirty()
             && let Some(segment) = self.segment()
         {
             segment.start_sync();

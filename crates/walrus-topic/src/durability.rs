@@ -212,9 +212,8 @@ impl Durability {
     /// writers then share each round two or three at a time. The leader waits until as many
     /// tickets are issued as were during the last round (from its start to its end: the
     /// writers it covered and those that came too late, who all come back), for at most half
-    /// the last round's
-    /// fdatasync time, yielding the core to them (they may share it). A lone writer's own
-    /// ticket meets the count at once, so it never waits.
+    /// the last round's fdatasync time, yielding the core to them (they may share it). A lone
+    /// writer's own ticket meets the count at once, so it never waits.
     fn gather(&self, durable_before: u64) {
         let expected = self.last_group.load(Ordering::Relaxed);
         let joined = || self.issued().saturating_sub(durable_before) >= expected;
