@@ -378,7 +378,8 @@ impl WalrusBuilder {
     /// Sets the number of blocks per segment file (default 100). With at least 16, files come
     /// in 4 lanes of a quarter of that each, one lane per topic in turn, so writers of
     /// different topics do not share a file (and its lock in the kernel); under
-    /// `FsyncSchedule::SyncEach`, one lane (a sync round then flushes one file).
+    /// `FsyncSchedule::SyncEach`, one lane (a sync round then flushes one file) of files of at
+    /// most 120 MiB (whose extents ext4 keeps in the inode, so a sync writes no extent block).
     pub fn blocks_per_file(mut self, blocks: u32) -> Self {
         self.alloc.blocks_per_file = blocks;
         self

@@ -124,6 +124,46 @@ fn a_growing_topic_reaches_whole_blocks() {
     );
 }
 
+/// Under `SyncEach` ordinary files hold at most 120 MiB (11 blocks of 10 MiB), so that ext4
+/// keeps their extents in the inode and a sync writes no extent block; every entry reads back.
+#[test]
+fn sync_each_files_hold_at_most_120_mib() {
+    let dir = tempfile::tempdir().unwrap();
+    let entry = vec![9u8; 1 << 20];
+    {
+        let wal = Walrus::builder()
+            .data_dir(dir.path().to_path_buf())
+            .fsync_schedule(FsyncSchedule::SyncEach)
+            .build()
+            .unwrap();
+        for _ in 0..150 {
+            wal.append_for_topic("durable", &entry).unwrap();
+        }
+    }
+    let sizes: Vec<u64> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "wal"))
+        .map(|e| e.metadata().unwrap().len())
+        .collect();
+    let ordinary: Vec<u64> = sizes.iter().copied().filter(|&n| n > 16 << 20).collect();
+    assert!(ordinary.len() >= 2, "150 MiB span several files: {sizes:?}");
+    assert!(
+        ordinary.iter().all(|&n| n == 4096 + 11 * (10 << 20)),
+        "ordinary files of 11 blocks: {sizes:?}"
+    );
+    let wal = Walrus::builder()
+        .data_dir(dir.path().to_path_buf())
+        .fsync_schedule(FsyncSchedule::SyncEach)
+        .build()
+        .unwrap();
+    for i in 0..150 {
+        let got = wal.read_next("durable", true).unwrap().expect("entry");
+        assert_eq!(got.data, entry, "entry {i}");
+    }
+    assert!(wal.read_next("durable", true).unwrap().is_none());
+}
+
 /// Child side: 10,000 topics x 16 entries of 1 KiB on the fd backend under the default limit
 /// of 1,024 descriptors its parent set; prints the errors and the descriptors it holds.
 #[test]

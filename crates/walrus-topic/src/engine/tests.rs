@@ -1,5 +1,6 @@
 //! Unit tests of opening an engine on damaged or forged files: regressions found by the fuzz
-//! targets (`fuzz/`, docs: shared RELIABILITY.md T8), each named after its symptom.
+//! targets (`fuzz/`, docs: shared RELIABILITY.md T8), each named after its symptom; and the
+//! file geometry an engine picks for its schedule.
 
 use std::sync::Arc;
 
@@ -188,4 +189,29 @@ fn block_header_whose_padding_overruns_an_odd_sized_block_is_damage_not_a_panic(
         engine.findings()
     );
     assert_eq!(engine.read_from("t", 0, usize::MAX).unwrap(), []);
+}
+
+#[test]
+fn sync_each_files_stay_within_one_ext4_extent() {
+    use super::{SYNC_EACH_FILE_BYTES_MAX, sync_each_blocks_per_file};
+    let file_bytes = |c: AllocConfig| {
+        FILE_HEADER_BYTES + c.block_bytes * u64::from(sync_each_blocks_per_file(c))
+    };
+    // The defaults: 11 blocks of 10 MiB instead of 100.
+    let default = AllocConfig::default();
+    assert_eq!(sync_each_blocks_per_file(default), 11);
+    assert!(file_bytes(default) <= SYNC_EACH_FILE_BYTES_MAX);
+    // ext4's largest extent is 32,767 blocks of 4 KiB.
+    assert!(SYNC_EACH_FILE_BYTES_MAX <= 32_767 * 4096);
+    // Fewer blocks than fit are kept; a block larger than the cap still gets a file.
+    let few = AllocConfig {
+        blocks_per_file: 4,
+        ..default
+    };
+    assert_eq!(sync_each_blocks_per_file(few), 4);
+    let huge = AllocConfig {
+        block_bytes: 256 << 20,
+        ..default
+    };
+    assert_eq!(sync_each_blocks_per_file(huge), 1);
 }
