@@ -201,8 +201,6 @@ fn sync_each_files_stay_within_one_ext4_extent() {
     let default = AllocConfig::default();
     assert_eq!(sync_each_blocks_per_file(default), 11);
     assert!(file_bytes(default) <= SYNC_EACH_FILE_BYTES_MAX);
-    // ext4's largest extent is 32,767 blocks of 4 KiB.
-    assert!(SYNC_EACH_FILE_BYTES_MAX <= 32_767 * 4096);
     // Fewer blocks than fit are kept; a block larger than the cap still gets a file.
     let few = AllocConfig {
         blocks_per_file: 4,
