@@ -269,8 +269,9 @@ impl Runner {
                 );
             }
         }
+        let removed = crate::workload::disk_usage(dir.path());
         drop(dir);
-        settle_disk();
+        settle_disk(removed);
         Ok(Outcome { row, ticks })
     }
 }
@@ -278,15 +279,23 @@ impl Runner {
 /// Lets the disk finish writing back what the cell left dirty before the next cell starts:
 /// otherwise whichever system runs next pays for the previous one, and the first system of
 /// each group (Walrus) ran against a busy disk in every group. Uses the `sync` command
-/// (coreutils); where it is missing, cells simply start at once. It does not wait for
-/// anything else: removing the cell's directory (discards included) happens before it, on
-/// this thread, and memory the host takes back is not restored (see benches/RESULTS.md).
-fn settle_disk() {
+/// (coreutils); where it is missing, cells simply start at once.
+///
+/// Then it waits a while for every GiB the cell's directory held: this file system discards
+/// freed blocks, and the host finishes them in the background (after 2 GiB were removed and
+/// synced, 4 KiB fdatasyncs ran at 6.5-7.2k/s for 0.5-1 s, then at 9.3-9.9k/s). Memory the
+/// host takes back is not restored (see benches/RESULTS.md).
+fn settle_disk(removed_bytes: u64) {
+    /// Wait per GiB removed, and at most.
+    const PER_GIB: Duration = Duration::from_millis(500);
+    const MAX: Duration = Duration::from_secs(2);
     let _ = Command::new("sync")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status();
+    let gib = removed_bytes as f64 / (1u64 << 30) as f64;
+    std::thread::sleep(PER_GIB.mul_f64(gib).min(MAX));
 }
 
 fn parse_tick(rest: &str) -> Option<Tick> {

@@ -425,14 +425,20 @@ pub fn run(p: &Params) -> Result<Fields> {
         Workload::Fdatasync => {
             // Appending to a file also commits its new size; overwriting a written block is
             // the flush alone. The limit is the better of the two.
-            let half = p.duration / 2;
-            let append = fdatasync_rate(&p.dir, half, false)?;
-            let overwrite = fdatasync_rate(&p.dir, half, true)?;
+            // A third of the time goes to the bound of four writers of four topics.
+            let third = p.duration / 3;
+            let append = fdatasync_rate(&p.dir, third, false)?;
+            let overwrite = fdatasync_rate(&p.dir, third, true)?;
+            let scattered = scattered_fdatasync_rate(&p.dir, third)?;
             let rate = |ph: &Phase| ph.ops as f64 / ph.elapsed.as_secs_f64().max(1e-9);
             fields.insert("append_ops_per_s".into(), format!("{:.1}", rate(&append)));
             fields.insert(
                 "overwrite_ops_per_s".into(),
                 format!("{:.1}", rate(&overwrite)),
+            );
+            fields.insert(
+                "scattered4_ops_per_s".into(),
+                format!("{:.1}", rate(&scattered)),
             );
             let best = if rate(&overwrite) > rate(&append) {
                 overwrite
@@ -491,7 +497,7 @@ pub mod positions;
 mod read;
 pub mod topics;
 
-use disk::{fdatasync_rate, seq_write};
+use disk::{fdatasync_rate, scattered_fdatasync_rate, seq_write};
 use read::ReadMode;
 
 #[cfg(test)]

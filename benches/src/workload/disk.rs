@@ -59,6 +59,56 @@ pub(super) fn fdatasync_rate(dir: &Path, duration: Duration, overwrite: bool) ->
     })
 }
 
+/// Blocks apart that [`scattered_fdatasync_rate`] writes, like four topics' active blocks.
+const SCATTER_GAP: u64 = 10 << 20;
+/// Bytes each of its writers cycles through (written and synced before timing).
+const SCATTER_SPAN: u64 = 1 << 20;
+
+/// Four writes of 750 bytes, 10 MiB apart, then one fdatasync, in a loop: a group-commit
+/// round of four writers of four topics at best, since each topic appends into its own block
+/// (four pages in four places cost four device writes; adjacent ones would merge into one).
+/// The regions are written and synced first, as the durable write path's zeros ahead do.
+pub(super) fn scattered_fdatasync_rate(dir: &Path, duration: Duration) -> Result<Phase> {
+    std::fs::create_dir_all(dir)?;
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(dir.join("scattered.bin"))?;
+    let zeros = vec![0u8; SCATTER_SPAN as usize];
+    for w in 0..4 {
+        file.write_all_at(&zeros, w * SCATTER_GAP)?;
+    }
+    file.sync_all()?;
+    let record = [0x5au8; 750];
+    let mut hist = Histogram::new();
+    let start = Instant::now();
+    let deadline = start + duration;
+    let mut prev = start;
+    let mut ops = 0u64;
+    loop {
+        let at = (ops * record.len() as u64) % (SCATTER_SPAN - record.len() as u64);
+        for w in 0..4 {
+            file.write_all_at(&record, w * SCATTER_GAP + at)?;
+        }
+        file.sync_data()?;
+        let now = Instant::now();
+        hist.record((now - prev).as_nanos() as u64);
+        prev = now;
+        ops += 1;
+        if now >= deadline {
+            break;
+        }
+    }
+    Ok(Phase {
+        ops,
+        bytes: ops * 4 * record.len() as u64,
+        elapsed: start.elapsed(),
+        hist,
+    })
+}
+
 /// Buffered sequential writes of 1 MiB to a new file: what the page cache and write path take
 /// without any sync (the file wraps at 2 GiB to bound the dirty memory).
 ///
