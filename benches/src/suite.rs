@@ -6,7 +6,10 @@ use std::{
     io::{BufRead, BufReader},
     path::PathBuf,
     process::{Command, Stdio},
-    sync::mpsc,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        mpsc,
+    },
     time::{Duration, Instant},
 };
 
@@ -174,6 +177,9 @@ impl Runner {
         label: &str,
     ) -> Result<Outcome> {
         let mut row = base_row(cell);
+        if cell.params.sync == SyncMode::Each {
+            settle_discards(LAST_REMOVED.load(Ordering::Relaxed));
+        }
         let dir = tempfile::Builder::new()
             .prefix("walrus-bench-")
             .tempdir_in(&self.tmp)
@@ -269,9 +275,9 @@ impl Runner {
                 );
             }
         }
-        let removed = crate::workload::disk_usage(dir.path());
+        LAST_REMOVED.store(crate::workload::disk_usage(dir.path()), Ordering::Relaxed);
         drop(dir);
-        settle_disk(removed);
+        settle_disk();
         Ok(Outcome { row, ticks })
     }
 }
@@ -279,21 +285,29 @@ impl Runner {
 /// Lets the disk finish writing back what the cell left dirty before the next cell starts:
 /// otherwise whichever system runs next pays for the previous one, and the first system of
 /// each group (Walrus) ran against a busy disk in every group. Uses the `sync` command
-/// (coreutils); where it is missing, cells simply start at once.
-///
-/// Then it waits a while for every GiB the cell's directory held: this file system discards
-/// freed blocks, and the host finishes them in the background (after 2 GiB were removed and
-/// synced, 4 KiB fdatasyncs ran at 6.5-7.2k/s for 0.5-1 s, then at 9.3-9.9k/s). Memory the
-/// host takes back is not restored (see benches/RESULTS.md).
-fn settle_disk(removed_bytes: u64) {
-    /// Wait per GiB removed, and at most.
-    const PER_GIB: Duration = Duration::from_millis(500);
-    const MAX: Duration = Duration::from_secs(2);
+/// (coreutils); where it is missing, cells simply start at once. Memory the host takes back
+/// is not restored (see benches/RESULTS.md).
+fn settle_disk() {
     let _ = Command::new("sync")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status();
+}
+
+/// Bytes the previous cell's directory held when it was removed.
+static LAST_REMOVED: AtomicU64 = AtomicU64::new(0);
+
+/// Before a durable cell, waits a while for every GiB the previous cell removed: this file
+/// system discards freed blocks and the host finishes them in the background (after 2 GiB
+/// were removed and synced, 4 KiB fdatasyncs ran at 6.5-7.2k/s for 0.5-1 s, then at
+/// 9.3-9.9k/s). Only before durable cells: idle time lets this VM hand freed memory back to
+/// the host, which makes the next cell's first touch of it slow (in the one run that waited
+/// after every cell, fd batch reads came out at 1.02x raft-engine, 1.11-1.44x in the three
+/// runs before; not checked further).
+fn settle_discards(removed_bytes: u64) {
+    const PER_GIB: Duration = Duration::from_millis(500);
+    const MAX: Duration = Duration::from_secs(2);
     let gib = removed_bytes as f64 / (1u64 << 30) as f64;
     std::thread::sleep(PER_GIB.mul_f64(gib).min(MAX));
 }
