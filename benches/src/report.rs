@@ -43,6 +43,7 @@ pub const COLUMNS: &[&str] = &[
     "write_ops_per_s",
     "append_ops_per_s",
     "overwrite_ops_per_s",
+    "scattered4_ops_per_s",
     "fsyncs",
     "synced_appends",
     "files",
