@@ -92,7 +92,10 @@ const ON_REQUEST_PERIOD: Duration = Duration::from_secs(3600);
 /// extent block as well, one more device write before every round's flush (durable batches of
 /// 192 KB: fdatasync p50 235-275 us in a 120 MiB file against 288-304 us in a 1 GiB one).
 pub(crate) const SYNC_EACH_FILE_BYTES_MAX: u64 = 120 << 20;
-const _: () = assert!(SYNC_EACH_FILE_BYTES_MAX <= 32_767 * 4096, "within one ext4 extent");
+const _: () = assert!(
+    SYNC_EACH_FILE_BYTES_MAX <= 32_767 * 4096,
+    "within one ext4 extent"
+);
 
 /// Blocks per ordinary file under `SyncEach`: the configured count, at most what fits in
 /// [`SYNC_EACH_FILE_BYTES_MAX`], and at least one.
