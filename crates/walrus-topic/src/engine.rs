@@ -87,10 +87,11 @@ const ON_REQUEST_PERIOD: Duration = Duration::from_secs(3600);
 
 /// Largest ordinary segment file under `SyncEach` (header included): 120 MiB, below ext4's
 /// largest extent (32,767 blocks of 4 KiB). A file that small keeps its extent tree in the
-/// inode while one or two writers fill it, so the fdatasync after a write into its
-/// pre-allocated (unwritten) space writes the data and the inode; a 1,000 MiB file needs an
-/// extent block as well, one more device write before every round's flush (durable batches of
-/// 192 KB: fdatasync p50 235-275 us in a 120 MiB file against 288-304 us in a 1 GiB one).
+/// inode while one writer fills it, so the fdatasync after a write into its pre-allocated
+/// (unwritten) space writes the data and the inode; a 1,000 MiB file needs an extent block as
+/// well, one more device write before every round's flush (durable batches of 192 KB:
+/// fdatasync p50 235-275 us in a 120 MiB file against 288-304 us in a 1 GiB one). Several
+/// topics writing one file split it into more than four extents anyway.
 pub(crate) const SYNC_EACH_FILE_BYTES_MAX: u64 = 120 << 20;
 const _: () = assert!(
     SYNC_EACH_FILE_BYTES_MAX <= 32_767 * 4096,

@@ -379,7 +379,8 @@ impl WalrusBuilder {
     /// in 4 lanes of a quarter of that each, one lane per topic in turn, so writers of
     /// different topics do not share a file (and its lock in the kernel); under
     /// `FsyncSchedule::SyncEach`, one lane (a sync round then flushes one file) of files of at
-    /// most 120 MiB (whose extents ext4 keeps in the inode, so a sync writes no extent block).
+    /// most 120 MiB (while one topic fills such a file, ext4 keeps its extents in the inode,
+    /// so a sync writes no extent block).
     pub fn blocks_per_file(mut self, blocks: u32) -> Self {
         self.alloc.blocks_per_file = blocks;
         self
