@@ -18,44 +18,24 @@ use crate::{hist::Histogram, payload::Payloads};
 /// gives one writer. `overwrite` rewrites one block that is already written and synced, so
 /// each fdatasync flushes data only; otherwise the file grows by 4 KiB each time.
 pub(super) fn fdatasync_rate(dir: &Path, duration: Duration, overwrite: bool) -> Result<Phase> {
-    std::fs::create_dir_all(dir)?;
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .read(true)
-        .write(true)
-        .open(dir.join(if overwrite {
+    let file = scratch_file(
+        dir,
+        if overwrite {
             "overwrite.bin"
         } else {
             "append.bin"
-        }))?;
+        },
+    )?;
     let block = [0x5au8; 4096];
     if overwrite {
         file.write_all_at(&block, 0)?;
         file.sync_all()?;
     }
-    let mut hist = Histogram::new();
-    let start = Instant::now();
-    let deadline = start + duration;
-    let mut prev = start;
-    let mut ops = 0u64;
-    loop {
-        let at = if overwrite { 0 } else { ops * 4096 };
+    timed(duration, |op| {
+        let at = if overwrite { 0 } else { op * 4096 };
         file.write_all_at(&block, at)?;
         file.sync_data()?;
-        let now = Instant::now();
-        hist.record((now - prev).as_nanos() as u64);
-        prev = now;
-        ops += 1;
-        if now >= deadline {
-            break;
-        }
-    }
-    Ok(Phase {
-        ops,
-        bytes: ops * 4096,
-        elapsed: start.elapsed(),
-        hist,
+        Ok(block.len() as u64)
     })
 }
 
@@ -69,43 +49,20 @@ const SCATTER_SPAN: u64 = 1 << 20;
 /// (four pages in four places cost four device writes; adjacent ones would merge into one).
 /// The regions are written and synced first, as the durable write path's zeros ahead do.
 pub(super) fn scattered_fdatasync_rate(dir: &Path, duration: Duration) -> Result<Phase> {
-    std::fs::create_dir_all(dir)?;
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .read(true)
-        .write(true)
-        .open(dir.join("scattered.bin"))?;
+    let file = scratch_file(dir, "scattered.bin")?;
     let zeros = vec![0u8; SCATTER_SPAN as usize];
     for w in 0..4 {
         file.write_all_at(&zeros, w * SCATTER_GAP)?;
     }
     file.sync_all()?;
     let record = [0x5au8; 750];
-    let mut hist = Histogram::new();
-    let start = Instant::now();
-    let deadline = start + duration;
-    let mut prev = start;
-    let mut ops = 0u64;
-    loop {
-        let at = (ops * record.len() as u64) % (SCATTER_SPAN - record.len() as u64);
+    timed(duration, |op| {
+        let at = (op * record.len() as u64) % (SCATTER_SPAN - record.len() as u64);
         for w in 0..4 {
             file.write_all_at(&record, w * SCATTER_GAP + at)?;
         }
         file.sync_data()?;
-        let now = Instant::now();
-        hist.record((now - prev).as_nanos() as u64);
-        prev = now;
-        ops += 1;
-        if now >= deadline {
-            break;
-        }
-    }
-    Ok(Phase {
-        ops,
-        bytes: ops * 4 * record.len() as u64,
-        elapsed: start.elapsed(),
-        hist,
+        Ok(4 * record.len() as u64)
     })
 }
 
@@ -133,28 +90,50 @@ pub(super) fn seq_write(dir: &Path, duration: Duration) -> Result<Phase> {
         std::fs::remove_file(&warm)?;
     }
     let mut file = File::create(dir.join("seq.bin"))?;
-    let mut hist = Histogram::new();
-    let start = Instant::now();
-    let deadline = start + duration;
-    let mut prev = start;
     let mut written = 0u64;
-    loop {
+    timed(duration, |_| {
         if written > 0 && written.is_multiple_of(WRAP) {
             use std::io::Seek;
             file.seek(std::io::SeekFrom::Start(0))?;
         }
         file.write_all(&chunk)?;
         written += CHUNK as u64;
+        Ok(CHUNK as u64)
+    })
+}
+
+/// A new (or emptied) file `name` in `dir`, open for reading and writing.
+fn scratch_file(dir: &Path, name: &str) -> Result<File> {
+    std::fs::create_dir_all(dir)?;
+    Ok(OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(dir.join(name))?)
+}
+
+/// Runs `op` (given its index; returns the bytes it wrote) until `duration` has passed,
+/// recording each one's latency.
+fn timed(duration: Duration, mut op: impl FnMut(u64) -> Result<u64>) -> Result<Phase> {
+    let mut hist = Histogram::new();
+    let start = Instant::now();
+    let deadline = start + duration;
+    let mut prev = start;
+    let (mut ops, mut bytes) = (0u64, 0u64);
+    loop {
+        bytes += op(ops)?;
         let now = Instant::now();
         hist.record((now - prev).as_nanos() as u64);
         prev = now;
+        ops += 1;
         if now >= deadline {
             break;
         }
     }
     Ok(Phase {
-        ops: written / CHUNK as u64,
-        bytes: written,
+        ops,
+        bytes,
         elapsed: start.elapsed(),
         hist,
     })

@@ -60,9 +60,6 @@ impl DeferredCursors {
 
     /// Queues `blocks` to be consumed once every ticket up to `ticket` is durable.
     pub(crate) fn consume_after(&self, ticket: u64, blocks: Vec<Arc<Block>>) {
-        if blocks.is_empty() {
-            return;
-        }
         let mut behind = self.behind.lock();
         behind.extend(blocks.into_iter().map(|b| (ticket, b)));
     }

@@ -21,13 +21,27 @@ fn entry(topic: usize, index: usize) -> Vec<u8> {
 }
 
 fn open(dir: &Path, fd: bool) -> Walrus {
+    open_with(dir, fd, FsyncSchedule::Milliseconds(200))
+}
+
+fn open_with(dir: &Path, fd: bool, schedule: FsyncSchedule) -> Walrus {
     // Default geometry (10 MiB blocks, 100 per file, 4 KiB small units).
     Walrus::builder()
         .data_dir(dir.to_path_buf())
         .fd_backend(fd)
-        .fsync_schedule(FsyncSchedule::Milliseconds(200))
+        .fsync_schedule(schedule)
         .build()
         .unwrap()
+}
+
+/// The apparent sizes of the segment files directly under `dir`.
+fn wal_file_sizes(dir: &Path) -> Vec<u64> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "wal"))
+        .map(|e| e.metadata().unwrap().len())
+        .collect()
 }
 
 /// `(apparent, allocated)` bytes of the segment files under `dir`.
@@ -110,14 +124,8 @@ fn a_growing_topic_reaches_whole_blocks() {
         apparent >= 25 * (10 << 20),
         "whole blocks in an ordinary file: {apparent}"
     );
-    let (small_files, files) = std::fs::read_dir(dir.path())
-        .unwrap()
-        .flatten()
-        .filter(|e| e.path().extension().is_some_and(|x| x == "wal"))
-        .fold((0, 0), |(small, all), e| {
-            let len = e.metadata().unwrap().len();
-            (small + usize::from(len < 16 << 20), all + 1)
-        });
+    let sizes = wal_file_sizes(dir.path());
+    let (small_files, files) = (sizes.iter().filter(|&&n| n < 16 << 20).count(), sizes.len());
     assert!(
         small_files <= 2 && files <= 4,
         "{small_files} small of {files} files"
@@ -131,32 +139,19 @@ fn sync_each_files_hold_at_most_120_mib() {
     let dir = tempfile::tempdir().unwrap();
     let entry = vec![9u8; 1 << 20];
     {
-        let wal = Walrus::builder()
-            .data_dir(dir.path().to_path_buf())
-            .fsync_schedule(FsyncSchedule::SyncEach)
-            .build()
-            .unwrap();
+        let wal = open_with(dir.path(), true, FsyncSchedule::SyncEach);
         for _ in 0..150 {
             wal.append_for_topic("durable", &entry).unwrap();
         }
     }
-    let sizes: Vec<u64> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .flatten()
-        .filter(|e| e.path().extension().is_some_and(|x| x == "wal"))
-        .map(|e| e.metadata().unwrap().len())
-        .collect();
+    let sizes = wal_file_sizes(dir.path());
     let ordinary: Vec<u64> = sizes.iter().copied().filter(|&n| n > 16 << 20).collect();
     assert!(ordinary.len() >= 2, "150 MiB span several files: {sizes:?}");
     assert!(
         ordinary.iter().all(|&n| n == 4096 + 11 * (10 << 20)),
         "ordinary files of 11 blocks: {sizes:?}"
     );
-    let wal = Walrus::builder()
-        .data_dir(dir.path().to_path_buf())
-        .fsync_schedule(FsyncSchedule::SyncEach)
-        .build()
-        .unwrap();
+    let wal = open_with(dir.path(), true, FsyncSchedule::SyncEach);
     for i in 0..150 {
         let got = wal.read_next("durable", true).unwrap().expect("entry");
         assert_eq!(got.data, entry, "entry {i}");
